@@ -1,0 +1,249 @@
+"""Collection: task sources become collectors, each (task, agent type) a :class:`TaskItem`.
+
+Node ids: ``smoltrace/<source-label>::<agent_type>::<id>`` for the ``--smoltrace-dataset`` source and
+conftest tasks, ``<path>::<agent_type>::<id>`` for ``smoltrace_*.json(l)`` files under the test paths.
+Modelled on pytest's non-Python collection example (``doc/en/example/nonpython``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .records import AgentType, Check, ItemResult, RunRecord
+from .state import STATE_KEY, SmoltraceState
+from .tasks import Task, TaskError, load_file, load_source, select, tasks_from_objects
+
+FIXED_MARKERS = {
+    "smoltrace": "a pytest-smoltrace benchmark item",
+    "tool": "smoltrace item run by a ToolCallingAgent",
+    "code": "smoltrace item run by a CodeAgent",
+    "easy": "smoltrace task of difficulty easy",
+    "medium": "smoltrace task of difficulty medium",
+    "hard": "smoltrace task of difficulty hard",
+}
+
+RESULT_KEY = pytest.StashKey[ItemResult]()
+
+
+class SmoltraceFailure(Exception):
+    """The agent ran but a check failed: the item fails with the table of checks."""
+
+    def __init__(self, result: ItemResult) -> None:
+        self.result = result
+        super().__init__(result.nodeid)
+
+
+class SmoltraceRunError(Exception):
+    """The agent could not finish (model/API error, timeout): the item is an error outcome."""
+
+    def __init__(self, result: ItemResult) -> None:
+        self.result = result
+        super().__init__(result.nodeid)
+
+
+def category_marker(category: str) -> str:
+    """A marker name for a category (``multi-tool`` → ``multi_tool``), usable in ``-m`` expressions."""
+    name = re.sub(r"\W+", "_", category.strip()).strip("_").lower()
+    return name if name and not name[0].isdigit() else f"category_{name}"
+
+
+class TaskItem(pytest.Item):
+    """One task run by one agent type. The agent runs in ``setup`` (errors there are error outcomes);
+    ``runtest`` applies the verdict."""
+
+    def __init__(self, *, task: Task, agent_type: AgentType, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.task = task
+        self.agent_type = agent_type
+        markers = ["smoltrace", agent_type]
+        if task.difficulty:
+            markers.append(task.difficulty)
+        if task.category:
+            name = category_marker(task.category)
+            self.config.addinivalue_line("markers", f"{name}: smoltrace task category {task.category!r}")
+            markers.append(name)
+        for marker in markers:
+            self.add_marker(marker)
+
+    @property
+    def state(self) -> SmoltraceState:
+        return self.config.stash[STATE_KEY]
+
+    def setup(self) -> None:
+        from .judge import judge
+        from .runner import run_task
+
+        record = run_task(self.task, self.agent_type, self.state.run_config, nodeid=self.nodeid)
+        verdict = judge(self.task, record, extra_checks=self._user_checks(record))
+        result = ItemResult(nodeid=self.nodeid, record=record, verdict=verdict, task=self.task.to_dict())
+        self.stash[RESULT_KEY] = result
+        if verdict.outcome == "error":
+            raise SmoltraceRunError(result)
+
+    def _user_checks(self, record: RunRecord) -> list[Check]:
+        checks: list[Check] = []
+        for returned in self.ihook.pytest_smoltrace_judge(task=self.task, record=record):
+            items = returned if isinstance(returned, (list, tuple)) and not _is_check_tuple(returned) else [returned]
+            for check in items:
+                checks.append(_as_check(check))
+        return checks
+
+    def runtest(self) -> None:
+        result = self.stash[RESULT_KEY]
+        if not result.verdict.passed:
+            raise SmoltraceFailure(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, (SmoltraceFailure, SmoltraceRunError)):
+            return failure_text(excinfo.value.result)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"smoltrace {self.agent_type} agent: task {self.task.id}"
+
+
+def _is_check_tuple(value: Any) -> bool:
+    return isinstance(value, tuple) and len(value) == 4 and isinstance(value[0], str) and isinstance(value[1], bool)
+
+
+def _as_check(value: Any) -> Check:
+    if isinstance(value, Check):
+        return value
+    if _is_check_tuple(value):
+        return Check(*value)
+    raise TypeError(
+        f"pytest_smoltrace_judge must return Check objects or (name, passed, expected, actual); got {value!r}"
+    )
+
+
+def failure_text(result: ItemResult) -> str:
+    from .judge import format_checks
+
+    record = result.record
+    lines = [f"{record.agent_type} agent on task {record.task_id!r}: {result.verdict.outcome.upper()}"]
+    if result.verdict.error:
+        lines.append(f"error: {result.verdict.error}")
+    lines.append(
+        f"stop reason: {record.stop_reason} · steps: {record.action_steps} · tokens: {record.total_tokens}"
+        f" · {record.duration_ms:.0f} ms"
+    )
+    lines.append(format_checks(result.verdict))
+    executed = [
+        f"{c.name}({', '.join(f'{k}={v!r}' for k, v in c.arguments.items())})" + ("" if c.ok else " ✗")
+        for c in record.tool_calls
+    ]
+    lines.append("executed tool calls: " + (", ".join(executed) if executed else "none"))
+    if record.response is not None:
+        lines.append(f"final answer: {record.response[:500]!r}")
+    return "\n".join(lines)
+
+
+class AgentTypeCollector(pytest.Collector):
+    """The items of one agent type within a source: node ids ``<source>::<agent_type>::<task id>``."""
+
+    def __init__(self, *, pairs: list[Task], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tasks = pairs
+
+    def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
+        agent_type: AgentType = "tool" if self.name == "tool" else "code"
+        return [TaskItem.from_parent(self, name=task.id, task=task, agent_type=agent_type) for task in self.tasks]
+
+
+def make_groups(parent: pytest.Collector, tasks: Iterable[Task], state: SmoltraceState) -> list[AgentTypeCollector]:
+    """One collector per agent type (tool first), each holding its tasks in source order."""
+    settings = state.settings
+    by_agent: dict[str, list[Task]] = {}
+    for task, agent_type in select(tasks, difficulty=settings.difficulty, agent_type=settings.agent_type):  # type: ignore[arg-type]
+        by_agent.setdefault(agent_type, []).append(task)
+    return [
+        AgentTypeCollector.from_parent(parent, name=agent, pairs=by_agent[agent])
+        for agent in ("tool", "code")
+        if agent in by_agent
+    ]
+
+
+class TaskSourceCollector(pytest.Collector):
+    """The ``--smoltrace-dataset`` source (bundled set, file, or Hugging Face dataset)."""
+
+    def __init__(self, *, spec: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+
+    def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
+        state = self.config.stash[STATE_KEY]
+        settings = state.settings
+        try:
+            source = load_source(
+                self.spec,
+                split=settings.split,
+                revision=settings.revision,
+                base_dir=Path(self.config.invocation_params.dir),
+            )
+        except TaskError as exc:
+            raise self.CollectError(f"smoltrace task source: {exc}") from None
+        return list(make_groups(self, source.tasks, state))
+
+
+class ConftestTasksCollector(pytest.Collector):
+    """Tasks returned by ``pytest_smoltrace_tasks`` implementations."""
+
+    def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
+        state = self.config.stash[STATE_KEY]
+        objects: list[Any] = []
+        for returned in self.ihook.pytest_smoltrace_tasks(config=self.config):
+            objects.extend(returned or ())
+        try:
+            tasks = tasks_from_objects(objects, source="conftest")
+        except TaskError as exc:
+            raise self.CollectError(f"smoltrace task source: {exc}") from None
+        return list(make_groups(self, tasks, state))
+
+
+class TaskFile(pytest.File):
+    """A ``smoltrace_*.json`` / ``smoltrace_*.jsonl`` task file found under the test paths."""
+
+    def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
+        state = self.config.stash[STATE_KEY]
+        try:
+            tasks = load_file(self.path, split=state.settings.split, label=self.nodeid)
+        except TaskError as exc:
+            raise self.CollectError(f"smoltrace task file: {exc}") from None
+        return list(make_groups(self, tasks, state))
+
+
+def is_task_file(file_path: Path) -> bool:
+    return file_path.name.startswith("smoltrace_") and file_path.suffix in (".json", ".jsonl")
+
+
+def source_collectors(session: pytest.Session, state: SmoltraceState) -> list[pytest.Collector]:
+    """Collectors for the dataset option and for conftest-defined tasks (the latter only when a hook exists)."""
+    collectors: list[pytest.Collector] = []
+    spec = state.settings.dataset
+    if spec and spec.lower() != "none":
+        collectors.append(
+            TaskSourceCollector.from_parent(
+                session, name=spec, nodeid=f"smoltrace/{source_label(spec, state)}", spec=spec
+            )
+        )
+    if session.config.pluginmanager.hook.pytest_smoltrace_tasks.get_hookimpls():
+        collectors.append(ConftestTasksCollector.from_parent(session, name="conftest", nodeid="smoltrace/conftest"))
+    return collectors
+
+
+def source_label(spec: str, state: SmoltraceState) -> str:
+    split = state.settings.split
+    if spec.endswith((".json", ".jsonl")) or split == "train":
+        return spec
+    return f"{spec}:{split}"
+
+
+def collect_into(session: pytest.Session, items: list[pytest.Item], state: SmoltraceState) -> None:
+    """Collect the source collectors through pytest's own machinery (errors and counts are reported as usual)."""
+    for collector in source_collectors(session, state):
+        items.extend(session.genitems(collector))

@@ -1,0 +1,52 @@
+"""Hook specifications of pytest-smoltrace; implement them in a ``conftest.py``.
+
+Registered through ``pytest_addhooks``. Every docstring carries a paste-ready example.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .records import Check, RunRecord
+    from .tasks import Task
+
+hookspec = pytest.hookspec
+
+
+@hookspec
+def pytest_smoltrace_tasks(config: pytest.Config) -> list[Any] | None:
+    """Return extra tasks (dicts in the task schema, or :class:`~pytest_smoltrace.tasks.Task`) to benchmark.
+
+    They are validated like any other source and collected as ``smoltrace/conftest::<agent_type>::<id>``.
+
+    .. code-block:: python
+
+        # conftest.py
+        def pytest_smoltrace_tasks(config):
+            return [
+                {"id": "sum_primes", "prompt": "What is the sum of the primes below 20? Answer with the number.",
+                 "agent_type": "code", "expected_answer": 77, "difficulty": "easy"},
+            ]
+    """
+
+
+@hookspec
+def pytest_smoltrace_judge(task: Task, record: RunRecord) -> Check | list[Check] | None:
+    """Add checks to an item's verdict. Return a :class:`~pytest_smoltrace.records.Check`, a list of them, or None.
+
+    Runs in the process that ran the item, after the built-in checks; the item passes only if every check passes.
+
+    .. code-block:: python
+
+        # conftest.py
+        from pytest_smoltrace.records import Check
+
+        def pytest_smoltrace_judge(task, record):
+            if task.category != "math":
+                return None
+            steps = record.action_steps
+            return Check("at_most_3_steps", steps <= 3, expected="≤ 3 steps", actual=steps)
+    """

@@ -1,0 +1,165 @@
+"""Provider → smolagents ``Model``. The only module that knows how a model is reached.
+
+One model object per process (cached by :class:`ModelSpec`); agents are built fresh per item around it.
+Heavy imports (smolagents, litellm, transformers) happen inside :func:`build_model`, never at import time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from smolagents import Model
+
+log = logging.getLogger(__name__)
+
+OLLAMA_DEFAULT_BASE = "http://localhost:11434"
+#: Sent as API key to loopback servers that need none (litellm's ``openai/`` route insists on some key).
+LOOPBACK_PLACEHOLDER_KEY = "sk-no-key-required"
+
+
+class ModelConfigError(Exception):
+    """The model options cannot work (unknown provider, missing dependency); a usage error for the user."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to build the model object; hashable so it keys the per-process cache."""
+
+    model_id: str
+    provider: str
+    api_base: str | None = None
+    request_timeout: float = 300.0
+
+    @property
+    def label(self) -> str:
+        """The model id as reported in results."""
+        return self.model_id
+
+    @property
+    def is_local_model(self) -> bool:
+        """The model runs on this machine (GPU metrics, one item at a time)."""
+        return self.provider in ("transformers", "ollama") or is_loopback(self.api_base)
+
+
+def is_loopback(url: str | None) -> bool:
+    """True for http(s) URLs whose host is ``localhost`` or a loopback address."""
+    if not url:
+        return False
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def prepare_litellm() -> None:
+    """Keep litellm offline and quiet; must run before the first ``import litellm``."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+
+
+_cache: dict[ModelSpec, Model] = {}
+_cache_lock = threading.Lock()
+
+
+def get_model(spec: ModelSpec) -> Model:
+    """The process-wide model object for ``spec`` (built on first use)."""
+    with _cache_lock:
+        model = _cache.get(spec)
+        if model is None:
+            model = build_model(spec)
+            _cache[spec] = model
+        return model
+
+
+def _api_key_for(spec: ModelSpec, env_names: tuple[str, ...]) -> str | None:
+    for name in env_names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return LOOPBACK_PLACEHOLDER_KEY if is_loopback(spec.api_base) else None
+
+
+def build_model(spec: ModelSpec) -> Model:
+    """Build the smolagents model for ``spec``; raises :class:`ModelConfigError` for unusable settings."""
+    builder = _BUILDERS.get(spec.provider)
+    if builder is None:
+        raise ModelConfigError(
+            f"--smoltrace-provider: unknown provider {spec.provider!r}; expected one of {', '.join(_BUILDERS)}"
+        )
+    return builder(spec)
+
+
+def _litellm_model(spec: ModelSpec) -> Model:
+    prepare_litellm()
+    from smolagents import LiteLLMModel
+
+    kwargs: dict[str, Any] = {"timeout": spec.request_timeout}
+    # A loopback server needs no real key; elsewhere litellm finds the provider's key in the environment.
+    api_key = None if not is_loopback(spec.api_base) else _api_key_for(spec, ("LITELLM_API_KEY", "OPENAI_API_KEY"))
+    return LiteLLMModel(model_id=spec.model_id, api_base=spec.api_base, api_key=api_key, retry=False, **kwargs)
+
+
+def _ollama_model(spec: ModelSpec) -> Model:
+    prepare_litellm()
+    from smolagents import LiteLLMModel
+
+    name = spec.model_id
+    for prefix in ("ollama_chat/", "ollama/"):
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+    return LiteLLMModel(
+        model_id=f"ollama_chat/{name}",
+        api_base=spec.api_base or OLLAMA_DEFAULT_BASE,
+        timeout=spec.request_timeout,
+        retry=False,
+    )
+
+
+def _inference_model(spec: ModelSpec) -> Model:
+    from smolagents import InferenceClientModel
+
+    token = os.environ.get("HF_TOKEN") or (LOOPBACK_PLACEHOLDER_KEY if is_loopback(spec.api_base) else None)
+    if spec.api_base:
+        # huggingface_hub refuses a model id together with a base URL: the endpoint decides the model.
+        return InferenceClientModel(
+            model_id=None,
+            base_url=spec.api_base,
+            token=token,  # type: ignore[arg-type]
+            timeout=int(spec.request_timeout),
+            retry=False,
+        )
+    return InferenceClientModel(model_id=spec.model_id, token=token, timeout=int(spec.request_timeout), retry=False)
+
+
+def _transformers_model(spec: ModelSpec) -> Model:
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise ModelConfigError(
+            f"--smoltrace-provider transformers needs torch and transformers ({exc}); "
+            "install them with: pip install 'pytest-smoltrace[transformers]'"
+        ) from None
+    from smolagents import TransformersModel
+
+    return TransformersModel(model_id=spec.model_id, device_map="auto", max_new_tokens=1024)
+
+
+_BUILDERS = {
+    "litellm": _litellm_model,
+    "ollama": _ollama_model,
+    "inference": _inference_model,
+    "transformers": _transformers_model,
+}

@@ -1,0 +1,206 @@
+"""Every ``--smoltrace-*`` option in one table (DESIGN §2), shared by the plugin and the ``smoltrace-eval`` CLI.
+
+Each option is also an ini key (``smoltrace_model = …`` in ``[tool.pytest.ini_options]``) and, where
+it says so, an environment variable. Precedence: command line, then ini, then environment, then default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROVIDERS = ("litellm", "inference", "transformers", "ollama")
+AGENT_TYPE_CHOICES = ("tool", "code", "both")
+DIFFICULTIES = ("easy", "medium", "hard")
+OUTPUTS = ("json", "none")
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option: its flag is ``--smoltrace-<name>`` and its ini key ``smoltrace_<name>`` (dashes → underscores)."""
+
+    name: str
+    help: str
+    default: Any = None
+    type: Callable[[str], Any] = str
+    choices: tuple[str, ...] | None = None
+    env: str | None = None
+    metavar: str | None = None
+    #: The SMOLTRACE ``smoltrace-eval`` flag this option replaces (used by the migration CLI).
+    smoltrace_flag: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return f"--smoltrace-{self.name}"
+
+    @property
+    def dest(self) -> str:
+        return "smoltrace_" + self.name.replace("-", "_")
+
+    @property
+    def ini(self) -> str:
+        return self.dest
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"must be ≥ 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError(f"must be > 0, got {value}")
+    return value
+
+
+OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec(
+        "model",
+        "model id (e.g. openai/gpt-4.1-nano, mistral/…, a local path for transformers); "
+        "'scripted' runs the bundled scripted model server (a pipeline smoke test, not a model). "
+        "Without a model the plugin is inactive.",
+        env="SMOLTRACE_MODEL",
+        metavar="ID",
+        smoltrace_flag="--model",
+    ),
+    OptionSpec("provider", "how the model is reached", "litellm", choices=PROVIDERS, smoltrace_flag="--provider"),
+    OptionSpec(
+        "api-base",
+        "OpenAI-compatible / Ollama base URL (local servers, proxies); a loopback URL needs no API key",
+        env="SMOLTRACE_API_BASE",
+        metavar="URL",
+    ),
+    OptionSpec(
+        "agent-type", "which agents run each task", "both", choices=AGENT_TYPE_CHOICES, smoltrace_flag="--agent-type"
+    ),
+    OptionSpec(
+        "dataset",
+        "task source: a bundled set name, a .json/.jsonl path, a Hugging Face dataset name, or 'none'",
+        "default",
+        metavar="NAME_OR_PATH",
+        smoltrace_flag="--dataset-name",
+    ),
+    OptionSpec("split", "dataset split", "train", smoltrace_flag="--split"),
+    OptionSpec(
+        "revision", "pinned dataset revision (commit sha or tag)", metavar="REV", smoltrace_flag="--dataset-revision"
+    ),
+    OptionSpec("difficulty", "only tasks of this difficulty", choices=DIFFICULTIES, smoltrace_flag="--difficulty"),
+    OptionSpec("max-steps", "agent step budget per item", 6, type=_positive_int, metavar="N"),
+    OptionSpec(
+        "timeout",
+        "wall-clock limit per item, seconds",
+        300.0,
+        type=_positive_float,
+        metavar="S",
+        smoltrace_flag="--task-timeout",
+    ),
+    OptionSpec("output", "where results go", "json", choices=OUTPUTS, smoltrace_flag="--output-format"),
+    OptionSpec(
+        "output-dir", "directory for run directories", "smoltrace_results", metavar="DIR", smoltrace_flag="--output-dir"
+    ),
+    OptionSpec("run-id", "run identifier (also names the run directory)", metavar="ID", smoltrace_flag="--run-id"),
+)
+
+OPTIONS_BY_NAME = {spec.name: spec for spec in OPTIONS}
+
+
+def register(parser: pytest.Parser) -> None:
+    """Add every option and ini key to pytest's parser."""
+    group = parser.getgroup("smoltrace", "smoltrace: benchmark smolagents agents (tasks become test items)")
+    for spec in OPTIONS:
+        kwargs: dict[str, Any] = {"dest": spec.dest, "default": None, "help": _help(spec)}
+        if spec.choices:
+            kwargs["choices"] = list(spec.choices)
+        if spec.metavar:
+            kwargs["metavar"] = spec.metavar
+        group.addoption(spec.flag, **kwargs)
+        parser.addini(spec.ini, f"smoltrace: {spec.help}", default="")
+
+
+def _help(spec: OptionSpec) -> str:
+    text = spec.help
+    if spec.default is not None:
+        text += f" (default: {spec.default})"
+    if spec.env:
+        text += f" [env {spec.env}]"
+    return text
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved option values for one session."""
+
+    model: str | None
+    provider: str
+    api_base: str | None
+    agent_type: str
+    dataset: str
+    split: str
+    revision: str | None
+    difficulty: str | None
+    max_steps: int
+    timeout: float
+    output: str
+    output_dir: Path
+    run_id: str | None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.model)
+
+    def public_dict(self) -> dict[str, Any]:
+        """Option values safe to write into output files (no credentials are options)."""
+        return {
+            f.name: (str(getattr(self, f.name)) if isinstance(getattr(self, f.name), Path) else getattr(self, f.name))
+            for f in fields(self)
+        }
+
+
+def _raw_value(config: pytest.Config, spec: OptionSpec) -> str | None:
+    value = config.getoption(spec.dest, None)
+    if value is not None:
+        return str(value)
+    ini_value = config.getini(spec.ini)
+    if isinstance(ini_value, str) and ini_value.strip():
+        return ini_value.strip()
+    if spec.env:
+        env_value = os.environ.get(spec.env, "").strip()
+        if env_value:
+            return env_value
+    return None
+
+
+def _convert(spec: OptionSpec, raw: str, origin: str) -> Any:
+    if spec.choices and raw not in spec.choices:
+        raise pytest.UsageError(f"{origin}: expected one of {', '.join(spec.choices)}; got {raw!r}")
+    try:
+        return spec.type(raw)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{origin}: {exc}") from None
+
+
+def resolve(config: pytest.Config, overrides: dict[str, Any] | None = None) -> Settings:
+    """Read every option (command line > ini > env > default) into :class:`Settings`; bad values are usage errors."""
+    values: dict[str, Any] = {}
+    for spec in OPTIONS:
+        raw = _raw_value(config, spec)
+        origin = f"{spec.flag} / ini {spec.ini}" + (f" / env {spec.env}" if spec.env else "")
+        values[spec.dest[len("smoltrace_") :]] = _convert(spec, raw, origin) if raw is not None else spec.default
+    values.update(overrides or {})
+    output_dir = Path(values["output_dir"])
+    if not output_dir.is_absolute():
+        output_dir = Path(config.invocation_params.dir) / output_dir
+    values["output_dir"] = output_dir
+    return Settings(**values)
+
+
+def flag_names() -> Sequence[str]:
+    return [spec.flag for spec in OPTIONS]

@@ -1,0 +1,135 @@
+"""pytest hook wiring only. Without a model (option, ini or ``SMOLTRACE_MODEL``) nothing but the options is added
+and nothing heavy is imported; with one, :class:`ActivePlugin` is registered for the session."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from . import hooks, options
+
+if TYPE_CHECKING:
+    from .state import SmoltraceState
+
+WORKER_RUN_ID = "smoltrace_run_id"
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.register(parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    settings = options.resolve(config)
+    if not settings.active:
+        return
+    from .collect import FIXED_MARKERS
+    from .state import STATE_KEY, SmoltraceState, new_run_id
+
+    workerinput = getattr(config, "workerinput", None)
+    run_id = workerinput[WORKER_RUN_ID] if workerinput else (settings.run_id or new_run_id())
+    for name, text in FIXED_MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    state = SmoltraceState(settings=settings, run_id=run_id, is_controller=workerinput is None)
+    if state.is_controller:
+        from .aggregate import Aggregator
+
+        state.aggregator = Aggregator(state.run_dir if settings.output == "json" else None)
+    state.start_scripted_server()
+    config.stash[STATE_KEY] = state
+    config.pluginmanager.register(ActivePlugin(state), "smoltrace-active")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    plugin = config.pluginmanager.get_plugin("smoltrace-active")
+    if plugin is not None:
+        plugin.state.close()
+
+
+class ActivePlugin:
+    """Hooks that exist only while a model is configured (so the collection machinery is imported only then)."""
+
+    def __init__(self, state: SmoltraceState) -> None:
+        self.state = state
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        from .report import header_lines
+
+        return header_lines(self.state)
+
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+        from .collect import TaskFile, is_task_file
+
+        return TaskFile.from_parent(parent, path=file_path) if is_task_file(file_path) else None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
+        from .collect import collect_into
+
+        collect_into(session, items, self.state)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from .collect import TaskItem
+
+        if self.state.is_controller:
+            self.state.planned = dict(Counter(i.agent_type for i in session.items if isinstance(i, TaskItem)))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if not self.state.planned:
+            self.state.planned = dict(
+                Counter(p[-2] for p in (i.split("::") for i in ids) if len(p) >= 3 and p[-2] in ("tool", "code"))
+            )
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[WORKER_RUN_ID] = self.state.run_id
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        from .collect import RESULT_KEY, SmoltraceRunError, TaskItem, failure_text
+
+        report = yield
+        if not isinstance(item, TaskItem):
+            return report
+        result = item.stash.get(RESULT_KEY, None)
+        if result is not None and (call.when == "call" or (call.when == "setup" and report.failed)):
+            report.smoltrace = result.to_dict()
+        if call.excinfo is not None and isinstance(call.excinfo.value, SmoltraceRunError):
+            report.longrepr = failure_text(call.excinfo.value.result)
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "smoltrace", None)
+        if data and self.state.is_controller and self.state.aggregator is not None:
+            from .records import ItemResult
+
+            self.state.aggregator.add(ItemResult.from_dict(data))
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        aggregator = self.state.aggregator
+        if aggregator is None or aggregator.run_dir is None or session.config.option.collectonly:
+            return
+        from .aggregate import write_outputs
+
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop or session.shouldfail)
+        write_outputs(self.state, aggregator, interrupted=interrupted)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.state.is_controller or terminalreporter.config.option.collectonly:
+            return
+        from .report import write_summary
+        from .summary import summarize
+
+        aggregator = self.state.aggregator
+        summaries = summarize(aggregator.results.values() if aggregator else (), self.state.planned)
+        if summaries:
+            write_summary(terminalreporter, summaries, aggregator.run_dir if aggregator else None)

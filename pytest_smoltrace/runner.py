@@ -1,0 +1,207 @@
+"""Build a fresh smolagents agent for one item, run it under a wall-clock limit, and return a :class:`RunRecord`.
+
+The agent runs in a worker thread so that a hung model call or tool cannot hang the session: after the
+timeout the item stops waiting (``stop_reason="timeout"``), interrupts the agent and abandons the thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .models import ModelSpec, get_model
+from .records import AgentType, RunRecord, StepInfo, StopReason, excerpt
+
+if TYPE_CHECKING:
+    from smolagents import MultiStepAgent, Tool
+
+    from .tasks import Task
+
+log = logging.getLogger(__name__)
+
+#: smolagents' LogLevel.OFF: agents print nothing (pytest's reporter owns the terminal).
+_QUIET = -1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Per-session settings the runner needs."""
+
+    spec: ModelSpec
+    run_id: str
+    max_steps: int = 6
+    timeout_s: float = 300.0
+    extra_tools: tuple[Any, ...] = ()
+
+
+@dataclass
+class _Outcome:
+    result: Any = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def tool_names_for(task: Task) -> list[str]:
+    """Default tools plus the task's ``required_tools`` (each once, in order)."""
+    from smoltrace_tools import DEFAULT_TOOL_NAMES
+
+    names: list[str] = []
+    for name in (*DEFAULT_TOOL_NAMES, *task.required_tools):
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def build_agent(agent_type: AgentType, tools: list[Tool], model: Any, max_steps: int) -> MultiStepAgent:
+    """A fresh agent of ``agent_type`` around the shared model; never reused across items."""
+    from smolagents import CodeAgent, ToolCallingAgent
+
+    if agent_type == "tool":
+        return ToolCallingAgent(tools=tools, model=model, max_steps=max_steps, verbosity_level=_QUIET)
+    return CodeAgent(tools=tools, model=model, max_steps=max_steps, verbosity_level=_QUIET)
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    cause = exc.__cause__
+    if cause is not None and str(cause) not in text:
+        text += f" (caused by {type(cause).__name__}: {cause})"
+    return excerpt(text, 2000)
+
+
+def _step_infos(memory_steps: list[Any]) -> list[StepInfo]:
+    from smolagents.memory import ActionStep, PlanningStep
+    from smolagents.utils import AgentMaxStepsError
+
+    infos: list[StepInfo] = []
+    for step in memory_steps:
+        usage = getattr(step, "token_usage", None)
+        timing = getattr(step, "timing", None)
+        duration_ms = (timing.duration or 0.0) * 1000 if timing is not None and timing.end_time else 0.0
+        tokens_in = usage.input_tokens if usage is not None else None
+        tokens_out = usage.output_tokens if usage is not None else None
+        if isinstance(step, PlanningStep):
+            infos.append(StepInfo("planning", None, duration_ms, tokens_in, tokens_out))
+        elif isinstance(step, ActionStep):
+            message = step.model_output_message
+            requested = tuple(tc.function.name for tc in (message.tool_calls or ())) if message is not None else ()
+            kind = "max_steps_summary" if isinstance(step.error, AgentMaxStepsError) else "action"
+            infos.append(
+                StepInfo(
+                    kind=kind,
+                    number=step.step_number,
+                    duration_ms=duration_ms,
+                    input_tokens=tokens_in,
+                    output_tokens=tokens_out,
+                    error=_describe(step.error) if step.error is not None and kind == "action" else None,
+                    requested_tools=requested,
+                    code=step.code_action,
+                    is_final_answer=bool(step.is_final_answer),
+                )
+            )
+    return infos
+
+
+def _token_totals(result: Any, steps: list[StepInfo]) -> tuple[int, int]:
+    usage = getattr(result, "token_usage", None)
+    if usage is not None:
+        return int(usage.input_tokens), int(usage.output_tokens)
+    # No RunResult (the run raised or timed out): sum what the finished steps recorded.
+    return (sum(s.input_tokens or 0 for s in steps), sum(s.output_tokens or 0 for s in steps))
+
+
+def run_task(task: Task, agent_type: AgentType, cfg: RunConfig, *, nodeid: str = "") -> RunRecord:
+    """Run ``task`` with a fresh ``agent_type`` agent; never raises for agent, model or tool failures."""
+    from smoltrace_tools import get_tools
+    from smoltrace_tools.recording import ToolRecorder
+
+    recorder = ToolRecorder()
+    try:
+        model = get_model(cfg.spec)  # once per process; its import/build time is not the item's
+    except Exception as exc:
+        model, model_error = None, exc
+    else:
+        model_error = None
+    started_at = time.time()
+    t0 = time.perf_counter()
+    base = {
+        "task_id": task.id,
+        "agent_type": agent_type,
+        "source": task.source,
+        "model": cfg.spec.label,
+        "provider": cfg.spec.provider,
+        "run_id": cfg.run_id,
+        "started_at": started_at,
+        "nodeid": nodeid,
+    }
+    try:
+        if model_error is not None:
+            raise model_error
+        tools = recorder.instrument_all([*get_tools(tool_names_for(task)), *cfg.extra_tools])
+        tools.append(recorder.final_answer_tool())
+        agent = build_agent(agent_type, tools, model, cfg.max_steps)
+    except Exception as exc:  # agent could not even be built: an error outcome, the session goes on
+        log.debug("building the agent for %s failed", nodeid, exc_info=True)
+        return RunRecord(
+            response=None,
+            final_answer_called=False,
+            stop_reason="error",
+            steps=(),
+            tool_calls=(),
+            prompt_tokens=0,
+            completion_tokens=0,
+            duration_ms=(time.perf_counter() - t0) * 1000,
+            error=_describe(exc),
+            error_type=type(exc).__name__,
+            **base,
+        )
+
+    outcome = _Outcome()
+
+    def _target() -> None:
+        try:
+            outcome.result = agent.run(task.prompt, return_full_result=True)
+        except BaseException as exc:
+            outcome.error = exc
+        finally:
+            outcome.done.set()
+
+    thread = threading.Thread(target=_target, name=f"smoltrace:{nodeid or task.id}", daemon=True)
+    thread.start()
+    finished = outcome.done.wait(cfg.timeout_s)
+    if not finished:
+        agent.interrupt()  # the abandoned thread stops at its next step boundary
+    duration_ms = (time.perf_counter() - t0) * 1000
+
+    steps = _step_infos(list(agent.memory.steps))
+    prompt_tokens, completion_tokens = _token_totals(outcome.result if finished else None, steps)
+    final_answer_called = any(s.is_final_answer for s in steps)
+    stop_reason: StopReason
+    error: str | None = None
+    error_type: str | None = None
+    response: str | None = None
+    if not finished:
+        stop_reason, error, error_type = "timeout", f"item exceeded its {cfg.timeout_s:g} s limit", "Timeout"
+    elif outcome.error is not None:
+        stop_reason, error, error_type = "error", _describe(outcome.error), type(outcome.error).__name__
+    else:
+        result = outcome.result
+        stop_reason = "max_steps" if getattr(result, "state", "success") == "max_steps_error" else "final_answer"
+        output = getattr(result, "output", None)
+        response = None if output is None else str(output)
+    return RunRecord(
+        response=response,
+        final_answer_called=final_answer_called,
+        stop_reason=stop_reason,
+        steps=tuple(steps),
+        tool_calls=recorder.calls,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        duration_ms=duration_ms,
+        error=error,
+        error_type=error_type,
+        **base,
+    )

@@ -1,0 +1,661 @@
+"""Task schema (DESIGN §3), validation and task sources.
+
+A task is one JSON object; SMOLTRACE's rows load unchanged. Bad input raises :class:`TaskError`
+naming the source, the row number, the field and the rule that was broken.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, NoReturn, cast
+
+from .records import AgentType
+
+logger = logging.getLogger(__name__)
+
+TaskAgentType = Literal["tool", "code", "both"]
+Difficulty = Literal["easy", "medium", "hard"]
+KeywordMode = Literal["any", "all"]
+
+
+class TaskError(Exception):
+    """A task source or row is malformed. ``str()`` is the user-facing message."""
+
+    def __init__(self, source: str, row: int | None, field_name: str | None, rule: str) -> None:
+        self.source = source
+        self.row = row
+        self.field = field_name
+        self.rule = rule
+        where = source
+        if row is not None:
+            where += f": row {row}"
+        if field_name is not None:
+            where += f": field '{field_name}'"
+        super().__init__(f"{where}: {rule}")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One validated benchmark task (built by :func:`validate_row`; fields as in DESIGN §3).
+
+    - ``expected_tool``: ``None`` (no tool expected), a tool name, ``"multiple"`` (at least
+      ``expected_tool_calls`` executed calls of any tools) or a tuple of names (each executed at least once).
+    - ``expected_tool_calls``: minimum number of executed calls (≥ 1) for a str ``expected_tool``.
+    - ``expected_keywords``: case-insensitive substrings of the final answer; ``keyword_mode`` says any/all.
+    - ``metadata``: every field of the row that is not part of the schema (a row's own ``metadata`` object
+      is merged in).
+    - ``source`` / ``row``: the source label (as in the node id) and the 1-based row number.
+    """
+
+    id: str
+    prompt: str
+    agent_type: TaskAgentType = "both"
+    difficulty: Difficulty | None = None
+    category: str | None = None
+    # None: no tool expected; str: that tool (or "multiple"); tuple: each of these tools.
+    expected_tool: str | tuple[str, ...] | None = None
+    expected_tool_calls: int = 1
+    expected_keywords: tuple[str, ...] = ()
+    keyword_mode: KeywordMode = "any"
+    expected_answer: str | int | float | None = None
+    forbidden_tools: tuple[str, ...] = ()
+    required_tools: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: str = "default"
+    row: int = 0
+
+    @property
+    def agent_types(self) -> tuple[AgentType, ...]:
+        """The agent types this task runs under, in the canonical order (tool, then code)."""
+        if self.agent_type == "both":
+            return ("tool", "code")
+        return (self.agent_type,)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "prompt": self.prompt,
+            "agent_type": self.agent_type,
+            "difficulty": self.difficulty,
+            "category": self.category,
+            "expected_tool": list(self.expected_tool) if isinstance(self.expected_tool, tuple) else self.expected_tool,
+            "expected_tool_calls": self.expected_tool_calls,
+            "expected_keywords": list(self.expected_keywords),
+            "keyword_mode": self.keyword_mode,
+            "expected_answer": self.expected_answer,
+            "forbidden_tools": list(self.forbidden_tools),
+            "required_tools": list(self.required_tools),
+            "metadata": dict(self.metadata),
+            "source": self.source,
+            "row": self.row,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Task:
+        expected_tool = data.get("expected_tool")
+        return cls(
+            id=str(data["id"]),
+            prompt=str(data["prompt"]),
+            agent_type=data.get("agent_type") or "both",
+            difficulty=data.get("difficulty"),
+            category=data.get("category"),
+            expected_tool=tuple(expected_tool) if isinstance(expected_tool, list) else expected_tool,
+            expected_tool_calls=int(data.get("expected_tool_calls") or 1),
+            expected_keywords=tuple(data.get("expected_keywords") or ()),
+            keyword_mode=data.get("keyword_mode") or "any",
+            expected_answer=data.get("expected_answer"),
+            forbidden_tools=tuple(data.get("forbidden_tools") or ()),
+            required_tools=tuple(data.get("required_tools") or ()),
+            metadata=dict(data.get("metadata") or {}),
+            source=str(data.get("source", "")),
+            row=int(data.get("row", 0)),
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------------------------
+
+TASK_AGENT_TYPES: tuple[TaskAgentType, ...] = ("tool", "code", "both")
+DIFFICULTIES: tuple[Difficulty, ...] = ("easy", "medium", "hard")
+KEYWORD_MODES: tuple[KeywordMode, ...] = ("any", "all")
+#: ``expected_tool`` value meaning "at least ``expected_tool_calls`` executed calls of any tools".
+MULTIPLE = "multiple"
+
+KNOWN_FIELDS: frozenset[str] = frozenset(
+    {
+        "id",
+        "prompt",
+        "agent_type",
+        "difficulty",
+        "category",
+        "expected_tool",
+        "expected_tool_calls",
+        "expected_keywords",
+        "keyword_mode",
+        "expected_answer",
+        "forbidden_tools",
+        "required_tools",
+        "metadata",
+    }
+)
+
+#: Suffixes of local task files (and of ``smoltrace_*`` files the collector picks up).
+TASK_FILE_SUFFIXES: tuple[str, ...] = (".json", ".jsonl")
+#: Bundled files with this suffix are scripts for the scripted model server, not task sets.
+SCRIPT_SUFFIX = ".script.json"
+_DATA_PACKAGE = "pytest_smoltrace"
+_DATA_DIR = "data"
+
+
+def _got(value: object) -> str:
+    """How a found value is shown in an error message: its JSON-ish form and, where it helps, its type."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{'true' if value else 'false'} (a boolean)"
+    if isinstance(value, str):
+        text = value if len(value) <= 60 else value[:60] + "…"
+        return repr(text) + " (a string)" if text.strip() else repr(text)
+    if isinstance(value, int):
+        return f"{value} (an integer)"
+    if isinstance(value, float):
+        return f"{value!r} (a number with a decimal point)"
+    if isinstance(value, (list, tuple)):
+        kind = "a list"
+    elif isinstance(value, Mapping):
+        kind = "an object"
+    else:
+        return f"{type(value).__name__} {value!r:.60}"
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=repr)
+    except (TypeError, ValueError):
+        text = repr(value)
+    if len(text) > 60:
+        text = text[:60] + "…"
+    return f"{text} ({kind})"
+
+
+class _RowChecker:
+    """Validates the fields of one row; every failure is a :class:`TaskError` for that row."""
+
+    def __init__(self, source: str, row_number: int) -> None:
+        self.source = source
+        self.row_number = row_number
+
+    def fail(self, field_name: str | None, rule: str) -> NoReturn:
+        raise TaskError(self.source, self.row_number, field_name, rule)
+
+    def id(self, value: object) -> str:
+        if value is None:
+            self.fail("id", 'is required: every task needs a unique string id, e.g. "weather_paris"')
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            self.fail("id", f"must be a string; got {_got(value)}")
+        task_id = str(value)
+        if not task_id.strip():
+            self.fail("id", "must be a non-empty string")
+        if task_id != task_id.strip():
+            self.fail("id", f"must not start or end with whitespace; got {task_id!r}")
+        where = "it becomes part of the pytest node id smoltrace/<source>::<agent_type>::<id>"
+        if "::" in task_id:
+            self.fail("id", f"must not contain '::' ({where}); got {task_id!r}")
+        if "[" in task_id or "]" in task_id:
+            self.fail("id", f"must not contain '[' or ']' ({where}, and brackets are reserved); got {task_id!r}")
+        if not task_id.isprintable():
+            self.fail("id", f"must not contain newlines, tabs or other control characters ({where}); got {task_id!r}")
+        return task_id
+
+    def prompt(self, value: object) -> str:
+        if value is None:
+            self.fail("prompt", "is required: the text given to the agent")
+        if not isinstance(value, str):
+            self.fail("prompt", f"must be a string; got {_got(value)}")
+        if not value.strip():
+            self.fail("prompt", "must be a non-empty string")
+        return value
+
+    def choice(self, field_name: str, value: object, choices: tuple[str, ...], default: str | None) -> str | None:
+        if value is None:
+            return default
+        allowed = ", ".join(choices)
+        if not isinstance(value, str) or value.strip().lower() not in choices:
+            self.fail(field_name, f"must be one of {allowed}; got {_got(value)}")
+        return value.strip().lower()
+
+    def category(self, value: object) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.fail("category", f"must be a string or null; got {_got(value)}")
+        return value or None
+
+    def name_list(self, field_name: str, value: object, example: str) -> tuple[str, ...]:
+        """A list of non-empty strings (``None`` → empty)."""
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            self.fail(field_name, f"must be a list of strings, e.g. {example}; got {_got(value)}")
+        if not isinstance(value, (list, tuple)):
+            self.fail(field_name, f"must be a list of strings, e.g. {example}; got {_got(value)}")
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                hint = (
+                    f' (write it in quotes: "{item}")'
+                    if isinstance(item, (int, float)) and not isinstance(item, bool)
+                    else ""
+                )
+                self.fail(field_name, f"item {index + 1} must be a non-empty string{hint}; got {_got(item)}")
+        return tuple(value)
+
+    def expected_tool(self, value: object) -> str | tuple[str, ...] | None:
+        rule = 'must be a tool name, "multiple", a non-empty list of tool names, or null'
+        if value is None:
+            return None
+        if isinstance(value, str):
+            name = value.strip()
+            if not name:
+                self.fail("expected_tool", f"{rule}; got ''")
+            return MULTIPLE if name.lower() == MULTIPLE else name
+        if isinstance(value, (list, tuple)):
+            if not value:
+                self.fail("expected_tool", f"{rule}; got an empty list (use null when no tool is expected)")
+            names = self.name_list("expected_tool", value, '["get_weather", "calculator"]')
+            if MULTIPLE in names:
+                self.fail(
+                    "expected_tool",
+                    f'"multiple" cannot be an item of a list; write "multiple" alone; got {_got(value)}',
+                )
+            return names
+        self.fail("expected_tool", f"{rule}; got {_got(value)}")
+
+    def expected_tool_calls(self, value: object) -> int:
+        rule = "must be a whole number ≥ 1 (the minimum number of executed calls)"
+        if value is None:
+            return 1
+        if isinstance(value, bool):
+            self.fail("expected_tool_calls", f"{rule}; got {_got(value)}")
+        if isinstance(value, float):
+            fix = f" (write {int(value)} without the decimal point)" if value.is_integer() and value >= 1 else ""
+            self.fail("expected_tool_calls", f"{rule}; got {_got(value)}{fix}")
+        if isinstance(value, str):
+            fix = f" (write {value.strip()} without quotes)" if value.strip().isdigit() else ""
+            self.fail("expected_tool_calls", f"{rule}; got {_got(value)}{fix}")
+        if not isinstance(value, int):
+            self.fail("expected_tool_calls", f"{rule}; got {_got(value)}")
+        if value < 1:
+            self.fail("expected_tool_calls", f"{rule}; got {value}")
+        return value
+
+    def expected_answer(self, value: object) -> str | int | float | None:
+        rule = "must be a string or a number (or null)"
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            self.fail("expected_answer", f'{rule}; got {_got(value)} (write "yes"/"no" or "true"/"false" as a string)')
+        if isinstance(value, (list, tuple)):
+            self.fail(
+                "expected_answer", f'{rule}; got {_got(value)} (write a list answer as one string, e.g. "a, b, c")'
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            self.fail("expected_answer", f"must be a finite number; got {value!r}")
+        if isinstance(value, str):
+            if not value.strip():
+                self.fail("expected_answer", "must not be empty (use null when there is no expected answer)")
+            return value
+        if isinstance(value, (int, float)):
+            return value
+        self.fail("expected_answer", f"{rule}; got {_got(value)}")
+
+    def metadata(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        metadata: dict[str, Any] = {}
+        own = data.get("metadata")
+        if isinstance(own, Mapping):
+            metadata.update({str(k): v for k, v in own.items()})
+        elif own is not None:
+            metadata["metadata"] = own
+        metadata.update({k: v for k, v in data.items() if k not in KNOWN_FIELDS})
+        return metadata
+
+
+def validate_row(row: object, *, source: str, row_number: int) -> Task:
+    """Validate one task row (a JSON object) and build its :class:`Task`.
+
+    ``None`` for any schema field means "absent" (``datasets`` fills missing keys with ``None``).
+    Strings for ``agent_type``, ``difficulty`` and ``keyword_mode`` are matched case-insensitively and
+    stored lowercase; an integer ``id`` is converted to a string. Fields outside the schema are kept in
+    ``Task.metadata``. Raises :class:`TaskError` naming ``source``, ``row_number``, the field and the rule.
+    """
+    check = _RowChecker(source, row_number)
+    if not isinstance(row, Mapping):
+        check.fail(None, f'must be a JSON object with at least "id" and "prompt"; got {_got(row)}')
+    data: dict[str, Any] = {str(key): value for key, value in row.items()}
+    task_id = check.id(data.get("id"))
+    prompt = check.prompt(data.get("prompt"))
+    agent_type = check.choice("agent_type", data.get("agent_type"), TASK_AGENT_TYPES, "both")
+    difficulty = check.choice("difficulty", data.get("difficulty"), DIFFICULTIES, None)
+    category = check.category(data.get("category"))
+    expected_tool = check.expected_tool(data.get("expected_tool"))
+    expected_tool_calls = check.expected_tool_calls(data.get("expected_tool_calls"))
+    keywords = check.name_list("expected_keywords", data.get("expected_keywords"), '["Paris"]')
+    keyword_mode = check.choice("keyword_mode", data.get("keyword_mode"), KEYWORD_MODES, "any")
+    expected_answer = check.expected_answer(data.get("expected_answer"))
+    forbidden = check.name_list("forbidden_tools", data.get("forbidden_tools"), '["calculator"]')
+    required = check.name_list("required_tools", data.get("required_tools"), '["calculator"]')
+    expected_names: tuple[str, ...] = ()
+    if isinstance(expected_tool, tuple):
+        expected_names = expected_tool
+    elif expected_tool is not None and expected_tool != MULTIPLE:
+        expected_names = (expected_tool,)
+    for name in forbidden:
+        if name in expected_names:
+            check.fail(
+                "forbidden_tools",
+                f"{name!r} is also in expected_tool; a tool cannot be both expected and forbidden",
+            )
+    return Task(
+        id=task_id,
+        prompt=prompt,
+        agent_type=cast(TaskAgentType, agent_type),
+        difficulty=cast("Difficulty | None", difficulty),
+        category=category,
+        expected_tool=expected_tool,
+        expected_tool_calls=expected_tool_calls,
+        expected_keywords=keywords,
+        keyword_mode=cast(KeywordMode, keyword_mode),
+        expected_answer=expected_answer,
+        forbidden_tools=forbidden,
+        required_tools=required,
+        metadata=check.metadata(data),
+        source=source,
+        row=row_number,
+    )
+
+
+def _validate_rows(rows: Iterable[tuple[int, object]], *, source: str) -> tuple[Task, ...]:
+    """Validate numbered rows and check that ids are unique within the source."""
+    tasks: list[Task] = []
+    first_row: dict[str, int] = {}
+    for row_number, row in rows:
+        task = validate_row(row, source=source, row_number=row_number)
+        if task.id in first_row:
+            raise TaskError(
+                source,
+                row_number,
+                "id",
+                f"duplicate id {task.id!r}: rows {first_row[task.id]} and {row_number} both use it; "
+                "ids must be unique within a source",
+            )
+        first_row[task.id] = row_number
+        tasks.append(task)
+    return tuple(tasks)
+
+
+def tasks_from_objects(objs: Iterable[object], *, source: str) -> tuple[Task, ...]:
+    """Validate tasks given from Python (e.g. a conftest hook): dicts or :class:`Task` instances.
+
+    Task instances are re-validated through their ``to_dict()`` form and re-stamped with ``source``
+    and their 1-based position.
+    """
+
+    def rows() -> Iterable[tuple[int, object]]:
+        for index, obj in enumerate(objs, start=1):
+            if isinstance(obj, Task):
+                data = obj.to_dict()
+                data.pop("source", None)
+                data.pop("row", None)
+                yield index, data
+            else:
+                yield index, obj
+
+    return _validate_rows(rows(), source=source)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Sources
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskSource:
+    """A loaded task source.
+
+    ``label`` names the source in node ids (``smoltrace/<label>::<agent_type>::<id>``); ``location`` says
+    where it was read from (a file path, a bundled resource or ``hf://datasets/<name>``); ``revision`` is the
+    dataset revision that was asked for (Hugging Face datasets only, else ``None``).
+    """
+
+    label: str
+    tasks: tuple[Task, ...]
+    location: str
+    revision: str | None = None
+
+
+def _data_dir() -> Any:
+    return resources.files(_DATA_PACKAGE).joinpath(_DATA_DIR)
+
+
+def bundled_names() -> tuple[str, ...]:
+    """Names of the bundled task sets (``pytest_smoltrace/data/<name>.json``, scripts excluded)."""
+    names: list[str] = []
+    try:
+        entries = list(_data_dir().iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return ()
+    for entry in entries:
+        name = entry.name
+        if name.endswith(".json") and not name.endswith(SCRIPT_SUFFIX) and entry.is_file():
+            names.append(name[: -len(".json")])
+    return tuple(sorted(names))
+
+
+def read_bundled_script(name: str = "default") -> dict[str, Any]:
+    """The scripted-model script for a bundled task set (``pytest_smoltrace/data/<name>.script.json``)."""
+    payload = json.loads(_data_dir().joinpath(name + SCRIPT_SUFFIX).read_text(encoding="utf-8"))
+    if not isinstance(payload, dict):
+        raise TaskError(f"{name}{SCRIPT_SUFFIX}", None, None, "must hold a JSON object keyed by prompt substring")
+    return payload
+
+
+def _rows_from_payload(payload: object, *, split: str, label: str) -> list[tuple[int, object]]:
+    """The numbered rows of a ``.json`` document: a list, or an object keyed by split (or ``"data"``)."""
+    shape = 'a list of task objects, or an object whose keys are splits (e.g. {"train": [...]})'
+    if isinstance(payload, list):
+        return list(enumerate(payload, start=1))
+    if isinstance(payload, dict):
+        if split in payload:
+            key = split
+        elif "data" in payload:
+            key = "data"
+        else:
+            keys = ", ".join(repr(k) for k in payload) or "none"
+            hint = (
+                " (a single task must be wrapped in a list: [{...}])" if "id" in payload and "prompt" in payload else ""
+            )
+            raise TaskError(
+                label,
+                None,
+                None,
+                f"no split {split!r} (and no 'data' key) in the top-level object; available keys: {keys}{hint}",
+            )
+        rows = payload[key]
+        if not isinstance(rows, list):
+            raise TaskError(label, None, None, f"the {key!r} entry must be a list of task objects; got {_got(rows)}")
+        return list(enumerate(rows, start=1))
+    raise TaskError(label, None, None, f"must contain {shape}; got {_got(payload)}")
+
+
+def _parse_text(text: str, *, suffix: str, split: str, label: str) -> tuple[Task, ...]:
+    if suffix == ".jsonl":
+        numbered: list[tuple[int, object]] = []
+        for line_number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                numbered.append((line_number, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise TaskError(label, line_number, None, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+        return _validate_rows(numbered, source=label)
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TaskError(
+            label, None, None, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    return _validate_rows(_rows_from_payload(payload, split=split, label=label), source=label)
+
+
+def load_file(path: Path, *, split: str, label: str) -> tuple[Task, ...]:
+    """Load and validate a local ``.json`` / ``.jsonl`` task file; errors name ``label`` as the source.
+
+    ``.jsonl``: one object per non-blank line (row number = line number). ``.json``: a list (row number =
+    index + 1), or an object keyed by split, falling back to its ``"data"`` entry.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in TASK_FILE_SUFFIXES:
+        raise TaskError(label, None, None, f"task files must end in .json or .jsonl; got {path.name!r}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise TaskError(label, None, None, f"file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise TaskError(label, None, None, f"file is not UTF-8 text: {exc}") from None
+    except OSError as exc:
+        raise TaskError(label, None, None, f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+    tasks = _parse_text(text, suffix=suffix, split=split, label=label)
+    logger.debug("loaded %d tasks from %s", len(tasks), path)
+    return tasks
+
+
+def _load_bundled(name: str) -> TaskSource:
+    resource = _data_dir().joinpath(name + ".json")
+    tasks = _parse_text(resource.read_text(encoding="utf-8"), suffix=".json", split="train", label=name)
+    return TaskSource(label=name, tasks=tasks, location=str(resource), revision=None)
+
+
+def _looks_like_path(spec: str) -> bool:
+    """True for specs that can only mean a local path (Hub names never start with '.', '/' or '~')."""
+    return spec.startswith((".", "/", "~")) or spec.endswith(("/", "\\")) or "\\" in spec or Path(spec).is_absolute()
+
+
+def _hub_failure(spec: str, split: str, revision: str | None, exc: BaseException, resolved: Path) -> str:
+    """A one-paragraph message for a failed ``datasets.load_dataset``: what was asked, what broke, what to check."""
+    asked = f"split {split!r}" + (f", revision {revision!r}" if revision else "")
+    detail = " ".join(str(exc).split())
+    if len(detail) > 400:
+        detail = detail[:400] + "…"
+    detail = detail.rstrip(". ")
+    message = f"could not load Hugging Face dataset {spec!r} ({asked}): {type(exc).__name__}: {detail}"
+    text = f"{type(exc).__name__} {detail}".lower()
+    hints: list[str] = []
+    if "split" in text:
+        hints.append("check --smoltrace-split against the splits the dataset has")
+    if isinstance(exc, (ConnectionError, TimeoutError)) or "offline" in text or "couldn't reach" in text:
+        hints.append(
+            "the Hub could not be reached: if you are offline (HF_HUB_OFFLINE=1 or no network) the dataset must "
+            "already be in the local datasets cache; a local .json/.jsonl file works offline"
+        )
+    if "notfound" in text.replace(" ", "") or "doesn't exist" in text or "does not exist" in text:
+        hints.append("check the dataset name (user/name) and, for a private dataset, that HF_TOKEN is set")
+    if Path(spec).suffix and not resolved.exists():
+        hints.append(f"no file or directory {resolved} exists")
+    if "/" not in spec and not resolved.exists():
+        names = ", ".join(bundled_names()) or "none"
+        hints.append(f"bundled task sets: {names}")
+    if not hints:
+        hints.append("check the dataset name (user/name), --smoltrace-split and --smoltrace-revision")
+    return message + ". Hint: " + "; ".join(hints)
+
+
+def _load_hub(spec: str, *, target: str, split: str, revision: str | None, resolved: Path) -> TaskSource:
+    label = spec if split == "train" else f"{spec}:{split}"
+    try:
+        import datasets  # heavy: imported only when a dataset is really loaded
+    except ImportError:
+        raise TaskError(
+            spec, None, None, "loading a Hugging Face dataset needs the 'datasets' package: pip install datasets"
+        ) from None
+    try:
+        dataset = datasets.load_dataset(target, split=split, revision=revision)
+        raw_rows = [dict(row) for row in dataset]
+    except Exception as exc:  # any loader failure becomes one clear collection error
+        raise TaskError(spec, None, None, _hub_failure(spec, split, revision, exc, resolved)) from exc
+    # datasets gives every row every column, None where a row lacked the key: None means absent.
+    numbered = [(index, {k: v for k, v in row.items() if v is not None}) for index, row in enumerate(raw_rows, 1)]
+    tasks = _validate_rows(numbered, source=label)
+    location = str(resolved) if resolved.is_dir() else f"hf://datasets/{spec}"
+    logger.debug("loaded %d tasks from %s (split %s, revision %s)", len(tasks), location, split, revision)
+    return TaskSource(label=label, tasks=tasks, location=location, revision=revision)
+
+
+def load_source(
+    spec: str, *, split: str = "train", revision: str | None = None, base_dir: Path | None = None
+) -> TaskSource:
+    """Load the task source named by ``spec`` (the ``--smoltrace-dataset`` value).
+
+    In order: a bundled set name (``default``, …); a path ending ``.json``/``.jsonl`` (relative to
+    ``base_dir`` or the current directory; it must exist); otherwise (an existing directory, or a Hugging
+    Face dataset name such as ``user/name``) ``datasets.load_dataset(spec, split=split, revision=revision)``.
+    ``revision`` is optional and recorded on the result. Every failure is a :class:`TaskError`.
+    """
+    if not spec or not spec.strip():
+        raise TaskError(
+            "dataset", None, None, "the dataset name is empty; give a bundled set name, a file or a dataset"
+        )
+    if spec in bundled_names():
+        if revision:
+            logger.warning("revision %r ignored for bundled task set %r", revision, spec)
+        return _load_bundled(spec)
+    base = base_dir if base_dir is not None else Path.cwd()
+    path = Path(spec).expanduser()
+    resolved = path if path.is_absolute() else base / path
+    label = spec.replace("\\", "/")
+    if spec.lower().endswith(TASK_FILE_SUFFIXES) and not resolved.is_dir():
+        if not resolved.exists():
+            raise TaskError(label, None, None, f"file not found: {resolved}")
+        if revision:
+            logger.warning("revision %r ignored for local task file %s", revision, resolved)
+        tasks = load_file(resolved, split=split, label=label)
+        return TaskSource(label=label, tasks=tasks, location=str(resolved), revision=None)
+    if resolved.is_file():
+        raise TaskError(
+            label,
+            None,
+            None,
+            f"task files must end in .json or .jsonl; got {resolved.name!r} "
+            "(other formats load from a dataset directory)",
+        )
+    if _looks_like_path(spec) and not resolved.exists():
+        raise TaskError(label, None, None, f"no such file or directory: {resolved}")
+    target = str(resolved) if resolved.is_dir() else spec
+    return _load_hub(spec, target=target, split=split, revision=revision, resolved=resolved)
+
+
+def select(
+    tasks: Iterable[Task], *, difficulty: str | None = None, agent_type: TaskAgentType = "both"
+) -> list[tuple[Task, AgentType]]:
+    """The (task, agent type) pairs to run, in a deterministic order.
+
+    For each task in source order, its agent types in the order tool, code; kept when the agent type is
+    selected by ``agent_type`` (``tool``, ``code`` or ``both``) and, when ``difficulty`` is given, the task
+    has that difficulty (case-insensitive; tasks without a difficulty are then left out).
+    """
+    wanted_type = agent_type.strip().lower()
+    if wanted_type not in TASK_AGENT_TYPES:
+        raise ValueError(f"agent type must be one of {', '.join(TASK_AGENT_TYPES)}; got {agent_type!r}")
+    wanted_difficulty = difficulty.strip().lower() if difficulty is not None else None
+    if wanted_difficulty is not None and wanted_difficulty not in DIFFICULTIES:
+        raise ValueError(f"difficulty must be one of {', '.join(DIFFICULTIES)}; got {difficulty!r}")
+    pairs: list[tuple[Task, AgentType]] = []
+    for task in tasks:
+        if wanted_difficulty is not None and (task.difficulty or "").lower() != wanted_difficulty:
+            continue
+        for kind in task.agent_types:
+            if wanted_type in ("both", kind):
+                pairs.append((task, kind))
+    return pairs

@@ -1,0 +1,749 @@
+"""A scripted, OpenAI- and Ollama-compatible model server for testing smolagents agents without a real LLM.
+
+The server answers chat-completion requests from a *script*: a list of turns that is picked by a key (a
+substring of the task text) and indexed by how many model turns the agent has already taken. It speaks
+HTTP on 127.0.0.1, so real clients (litellm, the openai SDK, smolagents models) run unmodified.
+
+Example::
+
+    from smolagents import LiteLLMModel, ToolCallingAgent
+    from pytest_smoltrace.testing import ScriptedModelServer
+
+    script = [
+        {"tool_calls": [{"name": "get_weather", "arguments": {"location": "Paris"}}]},
+        {"final_answer": "Sunny in Paris"},
+    ]
+    with ScriptedModelServer({"weather in Paris": script}) as srv:
+        model = LiteLLMModel(model_id="openai/scripted", api_base=srv.base_url, api_key="sk-test")
+        agent = ToolCallingAgent(tools=[get_weather], model=model)  # get_weather: your smolagents Tool
+        assert agent.run("What is the weather in Paris?") == "Sunny in Paris"
+        assert srv.usage_for("weather in Paris")["requests"] == 2
+
+Scripts
+    A script is either a list of turns (used for both agent types) or a dict
+    ``{"tool": [turns], "code": [turns], "turns": [turns for both], "summary": "text"}``.
+    A request uses the first script key (in insertion order) found in the text of its user-role messages.
+    Its agent type is ``"tool"`` when the request carries a non-empty ``tools`` list, else ``"code"``; its turn
+    index is the number of ``assistant`` messages in the request. Past the last turn the server answers the
+    script's ``summary`` as plain text (what smolagents' forced final-answer call after ``max_steps`` gets).
+
+Turns
+    ``{"tool_calls": [{"name": ..., "arguments": {...}}, ...]}``, ``{"final_answer": value}``,
+    ``{"code": "...", "thought": "..."}``, ``{"content": "text"}`` and
+    ``{"status": 500, "body": {...}, "times": N, "retry_after": s, "then": {turn}}``. Any turn may add
+    ``"delay": seconds`` and ``"usage": {"prompt_tokens": P, "completion_tokens": C}``.
+
+The module is also a pytest plugin providing the ``smoltrace_model_server`` fixture, and a command line tool:
+``python -m pytest_smoltrace.testing --scripts scripts.json --port 8000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import logging
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal, cast
+
+import pytest
+
+__all__ = [
+    "DEFAULT_SUMMARY",
+    "RequestLog",
+    "Script",
+    "ScriptedModelServer",
+    "Turn",
+    "main",
+    "smoltrace_model_server",
+]
+
+logger = logging.getLogger(__name__)
+
+#: A single scripted model answer (see the module docstring for the forms).
+Turn = Mapping[str, Any]
+#: A list of turns for both agent types, or a dict with ``tool`` / ``code`` / ``turns`` lists and ``summary``.
+Script = Sequence[Turn] | Mapping[str, Any]
+AgentKind = Literal["tool", "code"]
+_Flavor = Literal["openai", "ollama"]
+
+#: Text answered past the last turn of a script that sets no ``summary``.
+DEFAULT_SUMMARY = "I was unable to finish the task."
+_ACTION_KEYS = ("tool_calls", "final_answer", "code", "content", "status")
+_TURN_KEYS = frozenset(
+    {"tool_calls", "final_answer", "code", "thought", "content", "status", "body", "times", "retry_after", "then"}
+    | {"delay", "usage"}
+)
+_SCRIPT_KEYS = frozenset({"tool", "code", "turns", "summary"})
+
+
+@dataclass(frozen=True)
+class RequestLog:
+    """One request the server answered (any status)."""
+
+    path: str
+    key: str | None
+    agent_type: AgentKind | None
+    turn_index: int | None
+    status: int
+    usage: dict[str, int] | None
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Script:
+    tool: tuple[Turn, ...]
+    code: tuple[Turn, ...]
+    summary: str
+
+
+@dataclass
+class _Reply:
+    status: int = 200
+    content: str | None = None
+    tool_calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (id, name, arguments)
+    error_message: str | None = None
+    error_body: dict[str, Any] | None = None
+    retry_after: float | None = None
+    delay: float = 0.0
+    usage_override: Mapping[str, Any] | None = None
+    key: str | None = None
+    agent_type: AgentKind | None = None
+    turn_index: int | None = None
+
+
+# ----------------------------------------------------------------------------------------------- scripts
+
+
+def _validate_turn(turn: Any, where: str) -> None:
+    if not isinstance(turn, Mapping):
+        raise TypeError(f"{where}: a turn must be a dict, got {type(turn).__name__}")
+    unknown = set(turn) - _TURN_KEYS
+    if unknown:
+        raise ValueError(f"{where}: unknown turn keys {sorted(unknown)}")
+    actions = [k for k in _ACTION_KEYS if k in turn]
+    if not actions:
+        raise ValueError(f"{where}: a turn needs one of {list(_ACTION_KEYS)}")
+    if len(actions) > 1 and actions != ["tool_calls", "content"]:
+        raise ValueError(f"{where}: conflicting turn forms {actions}")
+    if "tool_calls" in turn:
+        calls = turn["tool_calls"]
+        if not isinstance(calls, Sequence) or isinstance(calls, str) or not calls:
+            raise ValueError(f"{where}: tool_calls must be a non-empty list")
+        for call in calls:
+            if not isinstance(call, Mapping) or not isinstance(call.get("name"), str):
+                raise ValueError(f"{where}: each tool call needs a string 'name'")
+            if not isinstance(call.get("arguments", {}), Mapping):
+                raise ValueError(f"{where}: tool call arguments must be a dict")
+    if "code" in turn and not isinstance(turn["code"], str):
+        raise ValueError(f"{where}: 'code' must be a string")
+    if "content" in turn and not isinstance(turn["content"], str):
+        raise ValueError(f"{where}: 'content' must be a string")
+    if "status" in turn:
+        status = turn["status"]
+        if not isinstance(status, int) or not 400 <= status <= 599:
+            raise ValueError(f"{where}: 'status' must be an HTTP error code (400-599)")
+        if "times" in turn:
+            if not isinstance(turn["times"], int) or turn["times"] < 0:
+                raise ValueError(f"{where}: 'times' must be a non-negative int")
+            if "then" not in turn:
+                raise ValueError(f"{where}: 'times' needs a 'then' turn")
+        if "then" in turn:
+            _validate_turn(turn["then"], where + ".then")
+    usage = turn.get("usage")
+    if usage is not None and (
+        not isinstance(usage, Mapping)
+        or not set(usage) <= {"prompt_tokens", "completion_tokens"}
+        or not all(isinstance(v, int) and v >= 0 for v in usage.values())
+    ):
+        raise ValueError(f"{where}: 'usage' must be {{'prompt_tokens': int, 'completion_tokens': int}}")
+    delay = turn.get("delay", 0)
+    if not isinstance(delay, (int, float)) or delay < 0:
+        raise ValueError(f"{where}: 'delay' must be a non-negative number")
+
+
+def _turn_list(turns: Any, where: str) -> tuple[Turn, ...]:
+    if not isinstance(turns, Sequence) or isinstance(turns, (str, bytes)):
+        raise TypeError(f"{where}: turns must be a list of dicts")
+    for i, turn in enumerate(turns):
+        _validate_turn(turn, f"{where}[{i}]")
+    return tuple(turns)
+
+
+def _normalise_script(key: str, script: Script) -> _Script:
+    where = f"script {key!r}"
+    if isinstance(script, Mapping):
+        unknown = set(script) - _SCRIPT_KEYS
+        if unknown:
+            raise ValueError(f"{where}: unknown script keys {sorted(unknown)} (allowed: {sorted(_SCRIPT_KEYS)})")
+        both = _turn_list(script.get("turns", []), where + ".turns")
+        summary = script.get("summary", DEFAULT_SUMMARY)
+        if not isinstance(summary, str):
+            raise TypeError(f"{where}: 'summary' must be a string")
+        tool = _turn_list(script["tool"], where + ".tool") if "tool" in script else both
+        code = _turn_list(script["code"], where + ".code") if "code" in script else both
+        return _Script(tool=tool, code=code, summary=summary)
+    turns = _turn_list(script, where)
+    return _Script(tool=turns, code=turns, summary=DEFAULT_SUMMARY)
+
+
+# ----------------------------------------------------------------------------------------------- requests
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, Mapping) and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+            elif isinstance(part, str):
+                parts.append(part)
+        return "\n".join(parts)
+    return ""
+
+
+def _messages(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return []
+    return [m for m in messages if isinstance(m, Mapping)]
+
+
+def _user_text(body: Mapping[str, Any]) -> str:
+    return "\n".join(_text_of(m.get("content")) for m in _messages(body) if m.get("role") == "user")
+
+
+def _stop_sequences(body: Mapping[str, Any], flavor: _Flavor) -> list[str]:
+    stop: Any = body.get("stop")
+    if flavor == "ollama":
+        options = body.get("options")
+        stop = options.get("stop") if isinstance(options, Mapping) else None
+    if isinstance(stop, str):
+        return [stop]
+    if isinstance(stop, list):
+        return [s for s in stop if isinstance(s, str) and s]
+    return []
+
+
+def _cut_at_stop(text: str | None, stops: Sequence[str]) -> str | None:
+    if text is None:
+        return None
+    cut = len(text)
+    for stop in stops:
+        at = text.find(stop)
+        if at != -1:
+            cut = min(cut, at)
+    return text[:cut]
+
+
+def _code_content(code: str, thought: str) -> str:
+    return f"Thought: {thought}\n<code>\n{code}\n</code>"
+
+
+# ----------------------------------------------------------------------------------------------- server
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], owner: ScriptedModelServer) -> None:
+        self.owner = owner
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server_version = "ScriptedModelServer/1"
+
+    @property
+    def _srv(self) -> _HTTPServer:
+        return cast(_HTTPServer, self.server)
+
+    def setup(self) -> None:
+        super().setup()
+        with self._srv.connections_lock:
+            self._srv.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self._srv.connections_lock:
+            self._srv.connections.discard(self.connection)
+        with contextlib.suppress(OSError):  # the server shut the connection down under us
+            super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s - %s", self.address_string(), format % args)
+
+    def _send(self, status: int, payload: bytes, content_type: str, headers: Mapping[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+        self.wfile.flush()
+
+    def _send_json(self, status: int, obj: Any, headers: Mapping[str, str] | None = None) -> None:
+        self._send(status, json.dumps(obj).encode(), "application/json", headers)
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path in ("/v1/models", "/models"):
+            self._send_json(200, {"object": "list", "data": [_model_card("scripted")]})
+        elif path == "/api/tags":
+            self._send_json(200, {"models": [{"name": "scripted", "model": "scripted", "size": 0}]})
+        elif path in ("", "/", "/health"):
+            self._send_json(200, {"status": "ok"})
+        else:
+            self._send_json(404, _openai_error(f"no route for GET {path}", "not_found_error", 404))
+
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/")
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length > 0 else b""
+        flavor: _Flavor
+        if path in ("/v1/chat/completions", "/chat/completions"):
+            flavor = "openai"
+        elif path == "/api/chat":
+            flavor = "ollama"
+        elif path == "/api/show":
+            self._send_json(200, {"model_info": {}, "details": {"family": "scripted"}, "capabilities": ["tools"]})
+            return
+        else:
+            self._send_json(404, _openai_error(f"no route for POST {path}", "not_found_error", 404))
+            return
+        try:
+            body = json.loads(raw or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("the request body must be a JSON object")
+        except ValueError as exc:
+            self._send_json(400, _openai_error(f"invalid JSON body: {exc}", "invalid_request_error", 400))
+            return
+        self._srv.owner._handle(self, path, flavor, body)
+
+
+def _model_card(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": "pytest-smoltrace"}
+
+
+def _openai_error(message: str, kind: str, code: int | str | None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+class ScriptedModelServer:
+    """A local chat-completions server that answers from scripts (see the module docstring).
+
+    Routes: ``POST /v1/chat/completions`` and ``/chat/completions`` (OpenAI), ``POST /api/chat`` (Ollama, for
+    litellm's ``ollama_chat/<model>`` with ``api_base=server.url``), ``GET /v1/models``. Streaming requests
+    (``"stream": true``) get the whole answer as one SSE (OpenAI) or NDJSON (Ollama) chunk plus a usage chunk.
+
+    Apart from the counters of ``times``-limited error turns the server keeps no conversation state, so client
+    retries and concurrent agents work. It is thread-safe; every request is logged in :attr:`requests`.
+    """
+
+    def __init__(
+        self,
+        scripts: Mapping[str, Script] | None = None,
+        *,
+        latency_s: float = 0.0,
+        default_reply: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if latency_s < 0:
+            raise ValueError("latency_s must be >= 0")
+        self.latency_s = float(latency_s)
+        self.default_reply = default_reply
+        self.host = host
+        self.port = port
+        self._lock = threading.Lock()
+        self._scripts: dict[str, _Script] = {}
+        self._error_hits: dict[tuple[str | None, str | None, int | None, int], int] = {}
+        self._log: list[RequestLog] = []
+        self._ids = itertools.count(1)
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        for key, script in (scripts or {}).items():
+            self.add_script(key, script)
+
+    # ------------------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> ScriptedModelServer:
+        """Bind and serve in a daemon thread. Returns ``self``."""
+        if self._httpd is not None:
+            raise RuntimeError("ScriptedModelServer is already running")
+        httpd = _HTTPServer((self.host, self.port), self)
+        self._httpd = httpd
+        self.port = httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="ScriptedModelServer", daemon=True
+        )
+        self._thread.start()
+        logger.debug("ScriptedModelServer serving on %s", self.base_url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every open connection. Safe to call twice."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        with httpd.connections_lock:
+            connections = list(httpd.connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> ScriptedModelServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._httpd is not None
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT`` (the Ollama ``api_base``)."""
+        if self._httpd is None:
+            raise RuntimeError("ScriptedModelServer is not running: call start() or use it as a context manager")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT/v1`` (the OpenAI ``api_base``)."""
+        return self.url + "/v1"
+
+    # ------------------------------------------------------------------------------------- scripts and log
+
+    def add_script(self, key: str, script: Script) -> None:
+        """Add (or replace) the script used for requests whose user text contains ``key``."""
+        if not isinstance(key, str) or not key:
+            raise ValueError("a script key must be a non-empty string")
+        normalised = _normalise_script(key, script)
+        with self._lock:
+            self._scripts[key] = normalised
+
+    @property
+    def requests(self) -> list[RequestLog]:
+        """A copy of the request log, oldest first."""
+        with self._lock:
+            return list(self._log)
+
+    def usage_for(self, key: str | None = None, agent_type: str | None = None) -> dict[str, int]:
+        """Token usage summed over the successful (200) responses, optionally filtered by key and agent type.
+
+        Returns ``{"prompt_tokens", "completion_tokens", "total_tokens", "requests"}``.
+        """
+        totals = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "requests": 0}
+        for entry in self.requests:
+            if entry.status != 200 or entry.usage is None:
+                continue
+            if key is not None and entry.key != key:
+                continue
+            if agent_type is not None and entry.agent_type != agent_type:
+                continue
+            totals["prompt_tokens"] += entry.usage["prompt_tokens"]
+            totals["completion_tokens"] += entry.usage["completion_tokens"]
+            totals["total_tokens"] += entry.usage["total_tokens"]
+            totals["requests"] += 1
+        return totals
+
+    def reset_log(self) -> None:
+        """Forget the request log and the ``times`` error counters."""
+        with self._lock:
+            self._log.clear()
+            self._error_hits.clear()
+
+    # ------------------------------------------------------------------------------------- answering
+
+    def _next_id(self) -> int:
+        with self._lock:
+            return next(self._ids)
+
+    def _match(self, body: Mapping[str, Any]) -> tuple[str | None, _Script | None]:
+        text = _user_text(body)
+        with self._lock:
+            for key, script in self._scripts.items():
+                if key in text:
+                    return key, script
+        return None, None
+
+    def _resolve(self, body: Mapping[str, Any]) -> _Reply:
+        tools = body.get("tools")
+        agent_type: AgentKind = "tool" if isinstance(tools, list) and tools else "code"
+        turn_index = sum(1 for m in _messages(body) if m.get("role") == "assistant")
+        key, script = self._match(body)
+        if script is None:
+            if self.default_reply is not None:
+                return _Reply(content=self.default_reply, agent_type=agent_type, turn_index=turn_index)
+            snippet = _user_text(body)[:200]
+            return _Reply(
+                status=400,
+                error_message=f"no script matches this request: {snippet}",
+                agent_type=agent_type,
+                turn_index=turn_index,
+            )
+        turns = script.tool if agent_type == "tool" else script.code
+        turn: Turn = turns[turn_index] if turn_index < len(turns) else {"content": script.summary}
+        reply = _Reply(key=key, agent_type=agent_type, turn_index=turn_index)
+        depth = 0
+        while "status" in turn:
+            reply.delay += float(turn.get("delay", 0))
+            if "times" in turn:
+                counter = (key, agent_type, turn_index, depth)
+                with self._lock:
+                    hits = self._error_hits.get(counter, 0)
+                    self._error_hits[counter] = hits + 1
+                if hits >= int(turn["times"]):
+                    turn = turn["then"]
+                    depth += 1
+                    continue
+            reply.status = int(turn["status"])
+            reply.error_body = dict(turn["body"]) if isinstance(turn.get("body"), Mapping) else None
+            reply.error_message = f"scripted error {reply.status} (key={key!r}, turn {turn_index})"
+            retry_after = turn.get("retry_after")
+            reply.retry_after = float(retry_after) if retry_after is not None else None
+            return reply
+        reply.delay += float(turn.get("delay", 0))
+        reply.usage_override = turn.get("usage")
+        if "tool_calls" in turn:
+            reply.content = turn.get("content")
+            # Ids depend only on the position in the conversation, so token counts are identical run to run.
+            for j, call in enumerate(turn["tool_calls"]):
+                reply.tool_calls.append((f"call_{turn_index}_{j}", call["name"], dict(call.get("arguments", {}))))
+        elif "final_answer" in turn:
+            answer = turn["final_answer"]
+            if agent_type == "tool":
+                reply.tool_calls.append((f"call_{turn_index}_0", "final_answer", {"answer": answer}))
+            else:
+                reply.content = _code_content(f"final_answer({answer!r})", "I have the answer.")
+        elif "code" in turn:
+            reply.content = _code_content(turn["code"], str(turn.get("thought", "I will run some code.")))
+        else:
+            reply.content = str(turn["content"])
+        return reply
+
+    def _usage(self, body: Mapping[str, Any], reply: _Reply) -> dict[str, int]:
+        override = reply.usage_override or {}
+        prompt = override.get("prompt_tokens")
+        if prompt is None:
+            prompt = max(1, len(json.dumps(body.get("messages", []))) // 4)
+        completion = override.get("completion_tokens")
+        if completion is None:
+            text = (reply.content or "") + "".join(json.dumps(args) for _, _, args in reply.tool_calls)
+            completion = max(1, len(text) // 4)
+        return {"prompt_tokens": int(prompt), "completion_tokens": int(completion), "total_tokens": prompt + completion}
+
+    def _handle(self, handler: _Handler, path: str, flavor: _Flavor, body: dict[str, Any]) -> None:
+        reply = self._resolve(body)
+        wait = self.latency_s + reply.delay
+        if wait > 0:
+            time.sleep(wait)
+        usage: dict[str, int] | None = None
+        if reply.status == 200:
+            reply.content = _cut_at_stop(reply.content, _stop_sequences(body, flavor))
+            usage = self._usage(body, reply)
+        entry = RequestLog(
+            path=path,
+            key=reply.key,
+            agent_type=reply.agent_type,
+            turn_index=reply.turn_index,
+            status=reply.status,
+            usage=usage,
+            body=body,
+        )
+        with self._lock:
+            self._log.append(entry)
+        if usage is None:
+            self._send_error(handler, flavor, reply)
+            return
+        model = str(body.get("model") or "scripted")
+        stream = bool(body.get("stream"))
+        if flavor == "openai":
+            if stream:
+                handler._send(200, _openai_stream(self._next_id(), model, reply, usage), "text/event-stream")
+            else:
+                handler._send_json(200, _openai_completion(self._next_id(), model, reply, usage))
+        elif stream:
+            handler._send(200, _ollama_stream(model, reply, usage), "application/x-ndjson")
+        else:
+            handler._send_json(200, _ollama_response(model, reply, usage, done=True))
+
+    @staticmethod
+    def _send_error(handler: _Handler, flavor: _Flavor, reply: _Reply) -> None:
+        message = reply.error_message or "scripted error"
+        headers = {} if reply.retry_after is None else {"Retry-After": f"{reply.retry_after:g}"}
+        if reply.error_body is not None:
+            payload: dict[str, Any] = reply.error_body
+        elif flavor == "ollama":
+            payload = {"error": message}
+        else:
+            kind = "invalid_request_error" if reply.status < 500 else "server_error"
+            if reply.status == 429:
+                kind = "rate_limit_error"
+            payload = _openai_error(message, kind, reply.status)
+        handler._send_json(reply.status, payload, headers)
+
+
+# ----------------------------------------------------------------------------------------------- payloads
+
+
+def _openai_tool_calls(reply: _Reply, with_index: bool = False) -> list[dict[str, Any]]:
+    calls = []
+    for i, (call_id, name, args) in enumerate(reply.tool_calls):
+        call: dict[str, Any] = {
+            "id": call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps(args)},
+        }
+        if with_index:
+            call["index"] = i
+        calls.append(call)
+    return calls
+
+
+def _finish_reason(reply: _Reply) -> str:
+    return "tool_calls" if reply.tool_calls else "stop"
+
+
+def _openai_completion(n: int, model: str, reply: _Reply, usage: dict[str, int]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+    if reply.tool_calls:
+        message["tool_calls"] = _openai_tool_calls(reply)
+    return {
+        "id": f"chatcmpl-scripted-{n}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": _finish_reason(reply)}],
+        "usage": usage,
+    }
+
+
+def _openai_stream(n: int, model: str, reply: _Reply, usage: dict[str, int]) -> bytes:
+    base = {
+        "id": f"chatcmpl-scripted-{n}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+    }
+    delta: dict[str, Any] = {"role": "assistant", "content": reply.content}
+    if reply.tool_calls:
+        delta["tool_calls"] = _openai_tool_calls(reply, with_index=True)
+    chunks = [
+        {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": _finish_reason(reply)}]},
+        {**base, "choices": [], "usage": usage},
+    ]
+    return "".join(f"data: {json.dumps(c)}\n\n" for c in chunks).encode() + b"data: [DONE]\n\n"
+
+
+def _ollama_response(model: str, reply: _Reply, usage: dict[str, int], *, done: bool) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content or ""}
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            {"id": call_id, "function": {"name": name, "arguments": args}} for call_id, name, args in reply.tool_calls
+        ]
+    out: dict[str, Any] = {
+        "model": model,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "message": message,
+        "done": done,
+    }
+    if done:
+        out.update(
+            done_reason="stop",
+            total_duration=0,
+            load_duration=0,
+            prompt_eval_count=usage["prompt_tokens"],
+            prompt_eval_duration=0,
+            eval_count=usage["completion_tokens"],
+            eval_duration=0,
+        )
+    return out
+
+
+def _ollama_stream(model: str, reply: _Reply, usage: dict[str, int]) -> bytes:
+    last = _ollama_response(model, _Reply(), usage, done=True)
+    lines = [_ollama_response(model, reply, usage, done=False), last]
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
+# ----------------------------------------------------------------------------------------------- pytest
+
+
+@pytest.fixture
+def smoltrace_model_server() -> Iterator[ScriptedModelServer]:
+    """A started :class:`ScriptedModelServer` with no scripts; add them with ``add_script``. Stopped afterwards."""
+    with ScriptedModelServer() as server:
+        yield server
+
+
+# ----------------------------------------------------------------------------------------------- command line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve scripts from a JSON file (``{key: script}``) until interrupted."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_smoltrace.testing", description="Serve a scripted OpenAI/Ollama-compatible model."
+    )
+    parser.add_argument("--scripts", metavar="FILE.json", help="JSON object mapping keys to scripts")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="S", help="seconds added to every response")
+    parser.add_argument("--default-reply", default=None, help="text answered when no script matches")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    scripts: dict[str, Script] = {}
+    if args.scripts:
+        try:
+            with open(args.scripts, encoding="utf-8") as fh:
+                loaded = json.load(fh)
+        except (OSError, ValueError) as exc:
+            logger.error("cannot read %s: %s", args.scripts, exc)
+            return 2
+        if not isinstance(loaded, dict):
+            logger.error("%s must hold a JSON object mapping keys to scripts", args.scripts)
+            return 2
+        scripts = loaded
+    try:
+        server = ScriptedModelServer(
+            scripts, latency_s=args.latency, default_reply=args.default_reply, host=args.host, port=args.port
+        )
+    except (TypeError, ValueError) as exc:
+        logger.error("invalid scripts: %s", exc)
+        return 2
+    with server:
+        logger.info("ScriptedModelServer: %d script(s), OpenAI base URL %s", len(scripts), server.base_url)
+        logger.info("Ollama api_base %s; press Ctrl-C to stop", server.url)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            logger.info("stopping")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Exporters: records → rows, JSON run directories (Hub publishing, leaderboard, cleanup land later)."""
