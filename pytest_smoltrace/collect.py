@@ -127,7 +127,7 @@ def failure_text(result: ItemResult) -> str:
     record = result.record
     lines = [f"{record.agent_type} agent on task {record.task_id!r}: {result.verdict.outcome.upper()}"]
     if result.verdict.error:
-        lines.append(f"error: {result.verdict.error}")
+        lines.append(result.verdict.error)
     lines.append(
         f"stop reason: {record.stop_reason} · steps: {record.action_steps} · tokens: {record.total_tokens}"
         f" · {record.duration_ms:.0f} ms"

@@ -251,6 +251,14 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _cells(expected: str, actual: str, column: int, room: int) -> tuple[str, str]:
+    """The expected cell (padded to ``column``, longer only when the actual value leaves room) and the actual cell."""
+    if len(expected) > column:
+        expected = _truncate(expected, max(column, room - 2 - len(actual)))
+    expected = expected.ljust(column)
+    return expected, _truncate(actual, max(room - 2 - len(expected), 10))
+
+
 def format_checks(verdict: Verdict, width: int = 100) -> str:
     """The checks as an aligned plain-text table, one line per check: ``PASS|FAIL  name  expected=…  actual=…``.
 
@@ -264,12 +272,10 @@ def format_checks(verdict: Verdict, width: int = 100) -> str:
         return "\n".join(lines)
     name_width = max(len(c.name) for c in verdict.checks)
     expected_texts = [f"expected={_value_text(c.expected)}" for c in verdict.checks]
-    prefix_width = 4 + 2 + name_width + 2
-    room = max(width - prefix_width - 2, 20)
-    expected_width = min(max(len(t) for t in expected_texts), max(room // 2, 10))
+    room = max(width - (4 + 2 + name_width + 2), 30)
+    column = min(max(len(t) for t in expected_texts), room // 2)
     for check, expected_text in zip(verdict.checks, expected_texts, strict=True):
         status = "PASS" if check.passed else "FAIL"
-        expected_cell = _truncate(expected_text, expected_width).ljust(expected_width)
-        actual_cell = _truncate(f"actual={_value_text(check.actual)}", max(room - expected_width, 10))
+        expected_cell, actual_cell = _cells(expected_text, f"actual={_value_text(check.actual)}", column, room)
         lines.append(f"{status}  {check.name.ljust(name_width)}  {expected_cell}  {actual_cell}".rstrip())
     return "\n".join(lines)

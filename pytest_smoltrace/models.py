@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 if TYPE_CHECKING:
@@ -105,10 +105,11 @@ def _litellm_model(spec: ModelSpec) -> Model:
     prepare_litellm()
     from smolagents import LiteLLMModel
 
-    kwargs: dict[str, Any] = {"timeout": spec.request_timeout}
     # A loopback server needs no real key; elsewhere litellm finds the provider's key in the environment.
-    api_key = None if not is_loopback(spec.api_base) else _api_key_for(spec, ("LITELLM_API_KEY", "OPENAI_API_KEY"))
-    return LiteLLMModel(model_id=spec.model_id, api_base=spec.api_base, api_key=api_key, retry=False, **kwargs)
+    api_key = _api_key_for(spec, ("LITELLM_API_KEY", "OPENAI_API_KEY")) if is_loopback(spec.api_base) else None
+    return LiteLLMModel(
+        model_id=spec.model_id, api_base=spec.api_base, api_key=api_key, timeout=spec.request_timeout, retry=False
+    )
 
 
 def _ollama_model(spec: ModelSpec) -> Model:
@@ -136,7 +137,7 @@ def _inference_model(spec: ModelSpec) -> Model:
         return InferenceClientModel(
             model_id=None,
             base_url=spec.api_base,
-            token=token,  # type: ignore[arg-type]
+            token=token,
             timeout=int(spec.request_timeout),
             retry=False,
         )
@@ -154,7 +155,7 @@ def _transformers_model(spec: ModelSpec) -> Model:
         ) from None
     from smolagents import TransformersModel
 
-    return TransformersModel(model_id=spec.model_id, device_map="auto", max_new_tokens=1024)
+    return TransformersModel(model_id=spec.model_id, max_new_tokens=256)
 
 
 _BUILDERS = {

@@ -6,6 +6,7 @@ timeout the item stops waiting (``stop_reason="timeout"``), interrupts the agent
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .models import ModelSpec, get_model
-from .records import AgentType, RunRecord, StepInfo, StopReason, excerpt
+from .records import AgentType, RunRecord, StepInfo, StepKind, StopReason, excerpt
 
 if TYPE_CHECKING:
     from smolagents import MultiStepAgent, Tool
@@ -88,7 +89,7 @@ def _step_infos(memory_steps: list[Any]) -> list[StepInfo]:
         elif isinstance(step, ActionStep):
             message = step.model_output_message
             requested = tuple(tc.function.name for tc in (message.tool_calls or ())) if message is not None else ()
-            kind = "max_steps_summary" if isinstance(step.error, AgentMaxStepsError) else "action"
+            kind: StepKind = "max_steps_summary" if isinstance(step.error, AgentMaxStepsError) else "action"
             infos.append(
                 StepInfo(
                     kind=kind,
@@ -113,39 +114,50 @@ def _token_totals(result: Any, steps: list[StepInfo]) -> tuple[int, int]:
     return (sum(s.input_tokens or 0 for s in steps), sum(s.output_tokens or 0 for s in steps))
 
 
+def _make_record(
+    task: Task, agent_type: AgentType, cfg: RunConfig, nodeid: str, started_at: float, **fields: Any
+) -> RunRecord:
+    return RunRecord(
+        task_id=task.id,
+        agent_type=agent_type,
+        source=task.source,
+        model=cfg.spec.label,
+        provider=cfg.spec.provider,
+        run_id=cfg.run_id,
+        started_at=started_at,
+        nodeid=nodeid,
+        **fields,
+    )
+
+
+def _build(task: Task, agent_type: AgentType, cfg: RunConfig, recorder: Any) -> MultiStepAgent:
+    from smoltrace_tools import get_tools
+
+    model = get_model(cfg.spec)
+    tools = recorder.instrument_all([*get_tools(tool_names_for(task)), *cfg.extra_tools])
+    tools.append(recorder.final_answer_tool())
+    return build_agent(agent_type, tools, model, cfg.max_steps)
+
+
 def run_task(task: Task, agent_type: AgentType, cfg: RunConfig, *, nodeid: str = "") -> RunRecord:
     """Run ``task`` with a fresh ``agent_type`` agent; never raises for agent, model or tool failures."""
-    from smoltrace_tools import get_tools
     from smoltrace_tools.recording import ToolRecorder
 
     recorder = ToolRecorder()
-    try:
-        model = get_model(cfg.spec)  # once per process; its import/build time is not the item's
-    except Exception as exc:
-        model, model_error = None, exc
-    else:
-        model_error = None
+    with contextlib.suppress(Exception):
+        get_model(cfg.spec)  # built once per process; its import/build time is not the item's (errors: below)
     started_at = time.time()
     t0 = time.perf_counter()
-    base = {
-        "task_id": task.id,
-        "agent_type": agent_type,
-        "source": task.source,
-        "model": cfg.spec.label,
-        "provider": cfg.spec.provider,
-        "run_id": cfg.run_id,
-        "started_at": started_at,
-        "nodeid": nodeid,
-    }
     try:
-        if model_error is not None:
-            raise model_error
-        tools = recorder.instrument_all([*get_tools(tool_names_for(task)), *cfg.extra_tools])
-        tools.append(recorder.final_answer_tool())
-        agent = build_agent(agent_type, tools, model, cfg.max_steps)
+        agent = _build(task, agent_type, cfg, recorder)
     except Exception as exc:  # agent could not even be built: an error outcome, the session goes on
         log.debug("building the agent for %s failed", nodeid, exc_info=True)
-        return RunRecord(
+        return _make_record(
+            task,
+            agent_type,
+            cfg,
+            nodeid,
+            started_at,
             response=None,
             final_answer_called=False,
             stop_reason="error",
@@ -156,7 +168,6 @@ def run_task(task: Task, agent_type: AgentType, cfg: RunConfig, *, nodeid: str =
             duration_ms=(time.perf_counter() - t0) * 1000,
             error=_describe(exc),
             error_type=type(exc).__name__,
-            **base,
         )
 
     outcome = _Outcome()
@@ -164,7 +175,7 @@ def run_task(task: Task, agent_type: AgentType, cfg: RunConfig, *, nodeid: str =
     def _target() -> None:
         try:
             outcome.result = agent.run(task.prompt, return_full_result=True)
-        except BaseException as exc:
+        except BaseException as exc:  # everything the agent raises is reported, not re-raised
             outcome.error = exc
         finally:
             outcome.done.set()
@@ -178,7 +189,6 @@ def run_task(task: Task, agent_type: AgentType, cfg: RunConfig, *, nodeid: str =
 
     steps = _step_infos(list(agent.memory.steps))
     prompt_tokens, completion_tokens = _token_totals(outcome.result if finished else None, steps)
-    final_answer_called = any(s.is_final_answer for s in steps)
     stop_reason: StopReason
     error: str | None = None
     error_type: str | None = None
@@ -192,9 +202,14 @@ def run_task(task: Task, agent_type: AgentType, cfg: RunConfig, *, nodeid: str =
         stop_reason = "max_steps" if getattr(result, "state", "success") == "max_steps_error" else "final_answer"
         output = getattr(result, "output", None)
         response = None if output is None else str(output)
-    return RunRecord(
+    return _make_record(
+        task,
+        agent_type,
+        cfg,
+        nodeid,
+        started_at,
         response=response,
-        final_answer_called=final_answer_called,
+        final_answer_called=any(s.is_final_answer for s in steps),
         stop_reason=stop_reason,
         steps=tuple(steps),
         tool_calls=recorder.calls,
@@ -203,5 +218,4 @@ def run_task(task: Task, agent_type: AgentType, cfg: RunConfig, *, nodeid: str =
         duration_ms=duration_ms,
         error=error,
         error_type=error_type,
-        **base,
     )

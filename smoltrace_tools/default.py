@@ -134,7 +134,7 @@ class WeatherTool(Tool):
     def forward(self, location: str) -> str:
         label = find_city(str(location))
         if label is None:
-            raise ValueError(f"No weather data for {location!r}. Known locations: {', '.join(KNOWN_LOCATIONS)}")
+            raise ValueError(f"No weather data for {location!r}. Known locations: {'; '.join(KNOWN_LOCATIONS)}")
         weather = next(c.weather for c in _CITIES if c.label == label)
         return f"Weather in {label}: {weather}"
 
@@ -166,6 +166,8 @@ def _round(x: Number, ndigits: Number | None = None) -> Number:
         return round(x)
     if not isinstance(ndigits, int):
         raise CalculatorError("round(x, n): n must be an integer")
+    if abs(ndigits) > MAX_EXPONENT:
+        raise CalculatorError(f"round(x, n): |n| must be <= {MAX_EXPONENT}")
     return round(x, ndigits)
 
 
@@ -406,4 +408,5 @@ class TimeTool(Tool):
         if now.tzinfo is None:
             now = now.replace(tzinfo=_UTC)
         local = now.astimezone(zone)
-        return f"Current time in {zone_name}: {local:%Y-%m-%d %H:%M:%S} {local.tzname()} ({_format_offset(local.utcoffset())})"
+        offset = _format_offset(local.utcoffset())
+        return f"Current time in {zone_name}: {local:%Y-%m-%d %H:%M:%S} {local.tzname()} ({offset})"
