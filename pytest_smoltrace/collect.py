@@ -69,6 +69,8 @@ class TaskItem(pytest.Item):
             markers.append(name)
         for marker in markers:
             self.add_marker(marker)
+        if self.config.stash[STATE_KEY].spec.is_local_model:  # --dist loadgroup keeps a local model on one worker
+            self.add_marker(pytest.mark.xdist_group("smoltrace-local-model"))
 
     @property
     def state(self) -> SmoltraceState:
@@ -76,9 +78,8 @@ class TaskItem(pytest.Item):
 
     def setup(self) -> None:
         from .judge import judge
-        from .runner import run_task
 
-        record = run_task(self.task, self.agent_type, self.state.run_config, nodeid=self.nodeid)
+        record = self.state.run_item(self)
         verdict = judge(self.task, record, extra_checks=self._user_checks(record))
         result = ItemResult(nodeid=self.nodeid, record=record, verdict=verdict, task=self.task.to_dict())
         self.stash[RESULT_KEY] = result

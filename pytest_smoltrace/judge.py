@@ -129,8 +129,13 @@ def quasi_exact_match(answer: object, expected: str | float) -> bool:
 
 def _check_final_answer(record: RunRecord) -> Check:
     passed = record.final_answer_called and record.stop_reason == "final_answer"
-    actual = "called" if passed else f"not called (stop reason: {record.stop_reason})"
-    return Check(name="final_answer", passed=passed, expected="final_answer called", actual=actual)
+    if passed:
+        actual = "called"
+    elif record.final_answer_called:
+        actual = f"called, but stop reason {record.stop_reason}"
+    else:
+        actual = f"not called (stop reason: {record.stop_reason})"
+    return Check(name="final_answer", passed=passed, expected="called", actual=actual)
 
 
 def _ok_counts(record: RunRecord) -> Counter[str]:
@@ -174,14 +179,14 @@ def _check_forbidden_tools(task: Task, record: RunRecord) -> Check:
     return Check(
         name="forbidden_tools",
         passed=not offending,
-        expected=f"none of {list(task.forbidden_tools)}",
+        expected=f"none of [{', '.join(task.forbidden_tools)}]",
         actual=offending,
     )
 
 
 def _check_keywords(task: Task, record: RunRecord) -> Check:
     keywords = list(task.expected_keywords)
-    expected = f"{task.keyword_mode} of {keywords}"
+    expected = f"{task.keyword_mode} of [{', '.join(keywords)}]"
     if record.response is None:
         return Check(name="expected_keywords", passed=False, expected=expected, actual="no final answer")
     text = record.response.lower()
@@ -234,8 +239,9 @@ def judge(task: Task, record: RunRecord, extra_checks: Sequence[Check] = ()) -> 
 
 
 def _value_text(value: Any) -> str:
+    """Compact one-line rendering: strings bare (also inside containers), repr for the rest."""
     if isinstance(value, str):
-        text = repr(value)
+        text = value
     elif isinstance(value, dict):
         text = "{" + ", ".join(f"{k}: {_value_text(v)}" for k, v in value.items()) + "}"
     elif isinstance(value, (list, tuple)):
@@ -249,14 +255,6 @@ def _truncate(text: str, limit: int) -> str:
     if limit <= 1:
         return "…" if text else ""
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _cells(expected: str, actual: str, column: int, room: int) -> tuple[str, str]:
-    """The expected cell (padded to ``column``, longer only when the actual value leaves room) and the actual cell."""
-    if len(expected) > column:
-        expected = _truncate(expected, max(column, room - 2 - len(actual)))
-    expected = expected.ljust(column)
-    return expected, _truncate(actual, max(room - 2 - len(expected), 10))
 
 
 def format_checks(verdict: Verdict, width: int = 100) -> str:
@@ -273,9 +271,10 @@ def format_checks(verdict: Verdict, width: int = 100) -> str:
     name_width = max(len(c.name) for c in verdict.checks)
     expected_texts = [f"expected={_value_text(c.expected)}" for c in verdict.checks]
     room = max(width - (4 + 2 + name_width + 2), 30)
-    column = min(max(len(t) for t in expected_texts), room // 2)
+    column = min(max(len(t) for t in expected_texts), room * 2 // 5)
     for check, expected_text in zip(verdict.checks, expected_texts, strict=True):
         status = "PASS" if check.passed else "FAIL"
-        expected_cell, actual_cell = _cells(expected_text, f"actual={_value_text(check.actual)}", column, room)
+        expected_cell = _truncate(expected_text, column).ljust(column)
+        actual_cell = _truncate(f"actual={_value_text(check.actual)}", room - column - 2)
         lines.append(f"{status}  {check.name.ljust(name_width)}  {expected_cell}  {actual_cell}".rstrip())
     return "\n".join(lines)

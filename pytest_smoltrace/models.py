@@ -44,8 +44,8 @@ class ModelSpec:
 
     @property
     def is_local_model(self) -> bool:
-        """The model runs on this machine (GPU metrics, one item at a time)."""
-        return self.provider in ("transformers", "ollama") or is_loopback(self.api_base)
+        """The model runs on this machine's hardware (GPU metrics on, one item at a time, one xdist group)."""
+        return self.provider in ("transformers", "ollama")
 
 
 def is_loopback(url: str | None) -> bool:

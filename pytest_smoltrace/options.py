@@ -102,6 +102,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
         metavar="S",
         smoltrace_flag="--task-timeout",
     ),
+    OptionSpec(
+        "concurrency",
+        "agent runs in flight at once inside each process (default: 8 for API providers, 1 for local models)",
+        type=_positive_int,
+        metavar="K",
+    ),
     OptionSpec("output", "where results go", "json", choices=OUTPUTS, smoltrace_flag="--output-format"),
     OptionSpec(
         "output-dir", "directory for run directories", "smoltrace_results", metavar="DIR", smoltrace_flag="--output-dir"
@@ -148,6 +154,7 @@ class Settings:
     difficulty: str | None
     max_steps: int
     timeout: float
+    concurrency: int | None
     output: str
     output_dir: Path
     run_id: str | None

@@ -115,6 +115,8 @@ class ActivePlugin:
             self.state.aggregator.add(ItemResult.from_dict(data))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.state.run_ahead is not None:
+            self.state.run_ahead.cancel()  # runs started ahead for items that will not run (-x, Ctrl-C)
         aggregator = self.state.aggregator
         if aggregator is None or aggregator.run_dir is None or session.config.option.collectonly:
             return

@@ -139,8 +139,27 @@ def _build(task: Task, agent_type: AgentType, cfg: RunConfig, recorder: Any) -> 
     return build_agent(agent_type, tools, model, cfg.max_steps)
 
 
-def run_task(task: Task, agent_type: AgentType, cfg: RunConfig, *, nodeid: str = "") -> RunRecord:
-    """Run ``task`` with a fresh ``agent_type`` agent; never raises for agent, model or tool failures."""
+def _wait(done: threading.Event, timeout_s: float, cancel: threading.Event | None) -> bool:
+    """Wait for ``done`` up to ``timeout_s``; give up early when ``cancel`` is set. True when done."""
+    if cancel is None:
+        return done.wait(timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while not cancel.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return done.is_set()
+        if done.wait(min(remaining, 0.2)):
+            return True
+    return done.is_set()
+
+
+def run_task(
+    task: Task, agent_type: AgentType, cfg: RunConfig, *, nodeid: str = "", cancel: threading.Event | None = None
+) -> RunRecord:
+    """Run ``task`` with a fresh ``agent_type`` agent; never raises for agent, model or tool failures.
+
+    ``cancel`` (set when the session stops early) interrupts a run that has not finished.
+    """
     from smoltrace_tools.recording import ToolRecorder
 
     recorder = ToolRecorder()
@@ -182,7 +201,7 @@ def run_task(task: Task, agent_type: AgentType, cfg: RunConfig, *, nodeid: str =
 
     thread = threading.Thread(target=_target, name=f"smoltrace:{nodeid or task.id}", daemon=True)
     thread.start()
-    finished = outcome.done.wait(cfg.timeout_s)
+    finished = _wait(outcome.done, cfg.timeout_s, cancel)
     if not finished:
         agent.interrupt()  # the abandoned thread stops at its next step boundary
     duration_ms = (time.perf_counter() - t0) * 1000
@@ -193,7 +212,9 @@ def run_task(task: Task, agent_type: AgentType, cfg: RunConfig, *, nodeid: str =
     error: str | None = None
     error_type: str | None = None
     response: str | None = None
-    if not finished:
+    if not finished and cancel is not None and cancel.is_set():
+        stop_reason, error, error_type = "error", "cancelled: the session stopped before this run finished", "Cancelled"
+    elif not finished:
         stop_reason, error, error_type = "timeout", f"item exceeded its {cfg.timeout_s:g} s limit", "Timeout"
     elif outcome.error is not None:
         stop_reason, error, error_type = "error", _describe(outcome.error), type(outcome.error).__name__

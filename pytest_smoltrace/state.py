@@ -17,6 +17,8 @@ from .options import Settings
 
 if TYPE_CHECKING:
     from .aggregate import Aggregator
+    from .concurrency import RunAhead
+    from .records import RunRecord
     from .runner import RunConfig
     from .testing import ScriptedModelServer
 
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: ``--smoltrace-model scripted``: the bundled scripted server answers (a pipeline smoke test, not a model).
 SCRIPTED_MODEL = "scripted"
+#: Agent runs in flight per process for API models (I/O bound: the model's latency is the floor).
+DEFAULT_API_CONCURRENCY = 8
 
 
 def new_run_id() -> str:
@@ -40,6 +44,7 @@ class SmoltraceState:
     scripted_server: ScriptedModelServer | None = None
     aggregator: Aggregator | None = None
     planned: dict[str, int] = field(default_factory=dict)
+    run_ahead: RunAhead | None = None
     _run_config: RunConfig | None = None
 
     @property
@@ -62,6 +67,28 @@ class SmoltraceState:
         return self._run_config
 
     @property
+    def concurrency(self) -> int:
+        """Runs in flight per process: the option, else 1 for local models and 8 for API models."""
+        if self.settings.concurrency is not None:
+            return self.settings.concurrency
+        return 1 if self.spec.is_local_model else DEFAULT_API_CONCURRENCY
+
+    def run_item(self, item: Any) -> RunRecord:
+        """The item's run record, starting upcoming items' runs ahead when concurrency allows."""
+        from .concurrency import RunAhead, upcoming_items
+        from .runner import run_task
+
+        if self.run_ahead is None:
+            config = self.run_config
+            self.run_ahead = RunAhead(
+                self.concurrency,
+                lambda it, cancel: run_task(it.task, it.agent_type, config, nodeid=it.nodeid, cancel=cancel),
+            )
+        window = self.run_ahead.window
+        upcoming = [i for i in upcoming_items(item, 2 * window) if type(i) is type(item)] if window > 1 else []
+        return self.run_ahead.result_for(item, upcoming)
+
+    @property
     def run_dir(self) -> Any:
         return self.settings.output_dir / self.run_id
 
@@ -79,6 +106,8 @@ class SmoltraceState:
         log.info("scripted model server on %s", self.scripted_server.base_url)
 
     def close(self) -> None:
+        if self.run_ahead is not None:
+            self.run_ahead.cancel()
         if self.aggregator is not None:
             self.aggregator.close()
         if self.scripted_server is not None:

@@ -426,3 +426,50 @@ def test_other_providers_through_their_own_clients(bench: Any, server: ScriptedM
     run.result.assert_outcomes(passed=2)
     assert {r["provider"] for r in run.rows} == {provider}
     assert sum(r["total_tokens"] for r in run.rows) == server.usage_for("[k-weather-ok]")["total_tokens"]
+
+
+def test_concurrency_gives_the_same_results_faster(bench: Any, server: ScriptedModelServer) -> None:
+    tasks = [
+        task(f"slow_{i}", f"Weather in Paris? [k-slow-{i}]", expected_tool="get_weather", expected_keywords=["20"])
+        for i in range(6)
+    ]
+    scripts = {
+        f"[k-slow-{i}]": {
+            "tool": [{**WEATHER_TOOL, "delay": 0.2}, {"final_answer": f"20°C ({i})"}],
+            "code": [{**WEATHER_CODE, "delay": 0.2}, {"final_answer": f"20°C ({i})"}],
+        }
+        for i in range(6)
+    }
+    sequential = bench(tasks, scripts, "--smoltrace-concurrency", "1", "-v", run_id="c1")
+    concurrent = bench(tasks, None, "--smoltrace-concurrency", "8", "-v", run_id="c8")
+    concurrent.result.assert_outcomes(passed=12)
+
+    def comparable(run: Any) -> list[dict[str, Any]]:
+        keep = (
+            "test_case_uid",
+            "success",
+            "tools_used",
+            "steps",
+            "prompt_tokens",
+            "completion_tokens",
+            "checks",
+            "response",
+        )
+        rows = sorted(run.rows, key=lambda r: r["test_case_uid"])
+        return [
+            {**{k: r[k] for k in keep}, "calls": [(c["name"], c["arguments"], c["result"]) for c in r["tool_calls"]]}
+            for r in rows
+        ]
+
+    assert comparable(sequential) == comparable(concurrent)
+    # each row's answer is its own task's: nothing was attributed to the wrong item
+    assert all(r["response"].endswith(f"({r['task_id'].split('_')[1]})") for r in concurrent.rows)
+
+    # pytest still reports item by item, in collection order
+    def reported(run: Any) -> list[str]:
+        return [line.split()[0] for line in run.result.outlines if line.startswith("smoltrace/tasks.json::")]
+
+    assert reported(concurrent) == reported(sequential) and len(reported(concurrent)) == 12
+    seq_s = sequential.read("metadata.json")["timings"]["duration_s"]
+    con_s = concurrent.read("metadata.json")["timings"]["duration_s"]
+    assert con_s < seq_s / 2, (seq_s, con_s)

@@ -338,9 +338,9 @@ def test_format_checks_shows_expected_and_actual() -> None:
     assert len(lines) == 5
     assert lines[0].startswith("PASS  final_answer")
     assert any(line.startswith("FAIL  expected_tool") for line in lines)
-    assert "expected={get_weather: '≥1'}" in text and "actual={get_weather: 0}" in text
-    assert "expected='Sunny'" in text and "actual='Rainy'" in text
-    assert "missing: ['sunny']" in text
+    assert "expected={get_weather: ≥1}" in text and "actual={get_weather: 0}" in text
+    assert "expected=Sunny" in text and "actual=Rainy" in text
+    assert "expected=any of [sunny]" in text and "missing: [sunny]" in text
     # Columns are aligned: every "expected=" starts at the same offset.
     offsets = {line.index("expected=") for line in lines}
     assert len(offsets) == 1
