@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
@@ -36,6 +37,12 @@ class ModelSpec:
     provider: str
     api_base: str | None = None
     request_timeout: float = 300.0
+    #: Retries of rate-limited / transient model calls (our layer; the clients' own retries are turned off).
+    retries: int = 3
+    #: One request budget per minute for the whole run (all threads and xdist workers), or None.
+    max_rpm: float | None = None
+    #: The file through which processes of one run share the rate limiter.
+    rate_file: str | None = None
 
     @property
     def label(self) -> str:
@@ -93,12 +100,15 @@ def _api_key_for(spec: ModelSpec, env_names: tuple[str, ...]) -> str | None:
 
 def build_model(spec: ModelSpec) -> Model:
     """Build the smolagents model for ``spec``; raises :class:`ModelConfigError` for unusable settings."""
+    from .retry import RateLimiter, RetryPolicy, install
+
     builder = _BUILDERS.get(spec.provider)
     if builder is None:
         raise ModelConfigError(
             f"--smoltrace-provider: unknown provider {spec.provider!r}; expected one of {', '.join(_BUILDERS)}"
         )
-    return builder(spec)
+    limiter = RateLimiter(spec.max_rpm, Path(spec.rate_file)) if spec.max_rpm and spec.rate_file else None
+    return install(builder(spec), RetryPolicy(retries=spec.retries), limiter)
 
 
 def _litellm_model(spec: ModelSpec) -> Model:
@@ -108,7 +118,12 @@ def _litellm_model(spec: ModelSpec) -> Model:
     # A loopback server needs no real key; elsewhere litellm finds the provider's key in the environment.
     api_key = _api_key_for(spec, ("LITELLM_API_KEY", "OPENAI_API_KEY")) if is_loopback(spec.api_base) else None
     return LiteLLMModel(
-        model_id=spec.model_id, api_base=spec.api_base, api_key=api_key, timeout=spec.request_timeout, retry=False
+        model_id=spec.model_id,
+        api_base=spec.api_base,
+        api_key=api_key,
+        timeout=spec.request_timeout,
+        retry=False,  # smolagents' own rate-limit retry (60 s waits) is replaced by ours (pytest_smoltrace.retry)
+        num_retries=0,  # and so are litellm's/openai's silent retries
     )
 
 
@@ -125,6 +140,7 @@ def _ollama_model(spec: ModelSpec) -> Model:
         api_base=spec.api_base or OLLAMA_DEFAULT_BASE,
         timeout=spec.request_timeout,
         retry=False,
+        num_retries=0,
     )
 
 

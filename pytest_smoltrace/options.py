@@ -108,6 +108,19 @@ OPTIONS: tuple[OptionSpec, ...] = (
         type=_positive_int,
         metavar="K",
     ),
+    OptionSpec(
+        "retries",
+        "retries of rate-limited (429) or transient (5xx, connection) model calls",
+        3,
+        type=lambda text: _positive_int(str(int(text) + 1)) - 1,
+        metavar="N",
+    ),
+    OptionSpec(
+        "max-rpm",
+        "model requests per minute for the whole run (all workers and threads)",
+        type=_positive_float,
+        metavar="R",
+    ),
     OptionSpec("output", "where results go", "json", choices=OUTPUTS, smoltrace_flag="--output-format"),
     OptionSpec(
         "output-dir", "directory for run directories", "smoltrace_results", metavar="DIR", smoltrace_flag="--output-dir"
@@ -155,6 +168,8 @@ class Settings:
     max_steps: int
     timeout: float
     concurrency: int | None
+    retries: int
+    max_rpm: float | None
     output: str
     output_dir: Path
     run_id: str | None

@@ -107,6 +107,20 @@ class ActivePlugin:
             report.longrepr = failure_text(call.excinfo.value.result)
         return report
 
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
+        """Verbose runs show an item's model-call retries next to its outcome: ``PASSED (2 retries: HTTP 429)``."""
+        data = getattr(report, "smoltrace", None)
+        retries = (data or {}).get("record", {}).get("retries") or ()
+        if not retries or report.when not in ("setup", "call"):
+            return None
+        reasons = ", ".join(sorted({r["reason"] for r in retries}))
+        word = {"passed": "PASSED", "failed": "FAILED" if report.when == "call" else "ERROR"}.get(report.outcome)
+        if word is None:
+            return None
+        letter = {"PASSED": ".", "FAILED": "F", "ERROR": "E"}[word]
+        category = "error" if word == "ERROR" else report.outcome
+        return category, letter, f"{word} ({len(retries)} {'retry' if len(retries) == 1 else 'retries'}: {reasons})"
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "smoltrace", None)
         if data and self.state.is_controller and self.state.aggregator is not None:

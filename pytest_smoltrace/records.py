@@ -136,6 +136,8 @@ class RunRecord:
     cost_usd: float | None = None
     repeat: int = 0
     nodeid: str = ""
+    #: Model-call retries during this run: ``{"attempt", "reason", "wait_s"}`` each.
+    retries: tuple[dict[str, Any], ...] = ()
 
     @property
     def total_tokens(self) -> int | None:
@@ -157,6 +159,7 @@ class RunRecord:
         data = asdict(self)
         data["steps"] = [s.to_dict() for s in self.steps]
         data["tool_calls"] = [c.to_dict() for c in self.tool_calls]
+        data["retries"] = [dict(r) for r in self.retries]
         data["total_tokens"] = self.total_tokens
         return data
 
@@ -185,6 +188,7 @@ class RunRecord:
             cost_usd=data.get("cost_usd"),
             repeat=int(data.get("repeat", 0)),
             nodeid=str(data.get("nodeid", "")),
+            retries=tuple(dict(r) for r in data.get("retries") or ()),
         )
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .models import ModelSpec, get_model
 from .records import AgentType, RunRecord, StepInfo, StepKind, StopReason, excerpt
+from .retry import CURRENT_LOG, RetryLog
 
 if TYPE_CHECKING:
     from smolagents import MultiStepAgent, Tool
@@ -190,8 +191,10 @@ def run_task(
         )
 
     outcome = _Outcome()
+    retry_log = RetryLog()
 
     def _target() -> None:
+        CURRENT_LOG.set(retry_log)  # this thread's context: the model wrapper logs this item's retries here
         try:
             outcome.result = agent.run(task.prompt, return_full_result=True)
         except BaseException as exc:  # everything the agent raises is reported, not re-raised
@@ -239,4 +242,5 @@ def run_task(
         duration_ms=duration_ms,
         error=error,
         error_type=error_type,
+        retries=tuple(e.to_dict() for e in retry_log.events),
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -51,10 +53,19 @@ class SmoltraceState:
     def spec(self) -> ModelSpec:
         settings = self.settings
         assert settings.model is not None
+        model_id, provider, api_base = settings.model, settings.provider, settings.api_base
         if settings.model == SCRIPTED_MODEL:
             assert self.scripted_server is not None
-            return ModelSpec("openai/scripted", "litellm", self.scripted_server.base_url, settings.timeout)
-        return ModelSpec(settings.model, settings.provider, settings.api_base, settings.timeout)
+            model_id, provider, api_base = "openai/scripted", "litellm", self.scripted_server.base_url
+        return ModelSpec(
+            model_id,
+            provider,
+            api_base,
+            settings.timeout,
+            retries=settings.retries,
+            max_rpm=settings.max_rpm,
+            rate_file=str(Path(tempfile.gettempdir()) / f"smoltrace-{self.run_id}.rate"),
+        )
 
     @property
     def run_config(self) -> RunConfig:

@@ -95,6 +95,8 @@ class RequestLog:
     status: int
     usage: dict[str, int] | None
     body: dict[str, Any]
+    #: ``time.time()`` when the request arrived (before any scripted delay).
+    received_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -555,6 +557,7 @@ class ScriptedModelServer:
         return {"prompt_tokens": int(prompt), "completion_tokens": int(completion), "total_tokens": prompt + completion}
 
     def _handle(self, handler: _Handler, path: str, flavor: _Flavor, body: dict[str, Any]) -> None:
+        received_at = time.time()
         reply = self._resolve(body)
         wait = self.latency_s + reply.delay
         if wait > 0:
@@ -571,6 +574,7 @@ class ScriptedModelServer:
             status=reply.status,
             usage=usage,
             body=body,
+            received_at=received_at,
         )
         with self._lock:
             self._log.append(entry)

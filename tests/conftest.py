@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _pytest.pytester as _pytester
 import pytest
 
 from pytest_smoltrace.testing import ScriptedModelServer
@@ -22,10 +24,22 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 with contextlib.suppress(ImportError):
     import importlib_metadata  # noqa: F401
 
-# pytester's in-process runs drop every module first imported during the run; importing the heavy dependencies once
-# here keeps each inner run from paying litellm's ≈4 s import again.
-import litellm  # noqa: F401
-import smolagents  # noqa: F401
+# pytester's in-process runs drop every module first imported during the run. Re-importing litellm costs ≈4 s per
+# run, and C extensions pulled in lazily (torch, jiter, …) break when imported twice ("bad call flags"). Keep every
+# installed or project module across runs; only modules from the runs' temporary directories are dropped.
+_KEEP_ROOTS = tuple({sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parents[1])})
+
+
+class _KeepInstalledModules(_pytester.SysModulesSnapshot):
+    def __init__(self, preserve: Any = None) -> None:
+        def keep(name: str) -> bool:
+            origin = getattr(sys.modules.get(name), "__file__", None) or ""
+            return bool(preserve and preserve(name)) or origin.startswith(_KEEP_ROOTS)
+
+        super().__init__(preserve=keep)
+
+
+_pytester.SysModulesSnapshot = _KeepInstalledModules  # type: ignore[misc]
 
 RUN_ID = "test-run"
 

@@ -473,3 +473,57 @@ def test_concurrency_gives_the_same_results_faster(bench: Any, server: ScriptedM
     seq_s = sequential.read("metadata.json")["timings"]["duration_s"]
     con_s = concurrent.read("metadata.json")["timings"]["duration_s"]
     assert con_s < seq_s / 2, (seq_s, con_s)
+
+
+def test_rate_limit_storm_is_retried_and_visible(bench: Any, server: ScriptedModelServer) -> None:
+    storm = {"status": 429, "times": 2, "retry_after": 0.2, "body": {"error": {"message": "slow down"}}}
+    tasks = [
+        task("stormy", "Weather in Paris? [k-storm]", expected_tool="get_weather", expected_keywords=["20"]),
+        task("flaky", "Weather in Paris? [k-flaky]", agent_type="tool", expected_tool="get_weather"),
+        task("dead", "Always failing [k-dead]", agent_type="tool"),
+    ]
+    scripts = {
+        "[k-storm]": {
+            "tool": [{**storm, "then": WEATHER_TOOL}, {"final_answer": "20°C"}],
+            "code": [{**storm, "then": WEATHER_CODE}, {"final_answer": "20°C"}],
+        },
+        "[k-flaky]": {"tool": [{"status": 503, "times": 1, "then": WEATHER_TOOL}, {"final_answer": "20°C"}]},
+        "[k-dead]": {"tool": [{"status": 500}]},
+    }
+    run = bench(tasks, scripts, "-v", "--smoltrace-retries", "2", "--smoltrace-concurrency", "1")
+    run.result.assert_outcomes(passed=3, errors=1)
+    assert run.row("stormy", "tool")["success"] is True and run.row("stormy", "code")["success"] is True
+    journal = {
+        json.loads(line)["nodeid"]: json.loads(line)["record"]
+        for line in (run.run_dir / "journal.jsonl").read_text().splitlines()
+    }
+    stormy = journal["smoltrace/tasks.json::tool::stormy"]["retries"]
+    assert [r["reason"] for r in stormy] == ["HTTP 429", "HTTP 429"]
+    assert all(r["wait_s"] >= 0.2 for r in stormy)  # Retry-After honoured
+    assert [r["reason"] for r in journal["smoltrace/tasks.json::tool::flaky"]["retries"]] == ["HTTP 503"]
+    dead = run.row("dead", "tool")
+    assert dead["outcome"] == "error" and len(journal["smoltrace/tasks.json::tool::dead"]["retries"]) == 2
+    run.result.stdout.fnmatch_lines(
+        [
+            "*::tool::stormy PASSED (2 retries: HTTP 429)*",
+            "*::tool::flaky PASSED (1 retry: HTTP 503)*",
+            "*::tool::dead ERROR (2 retries: HTTP 500)*",
+        ]
+    )
+    # only successful responses carry usage: tokens still equal the server's sums
+    assert (
+        sum(r["total_tokens"] for r in run.rows if r["task_id"] == "stormy")
+        == server.usage_for("[k-storm]")["total_tokens"]
+    )
+
+
+def test_max_rpm_is_one_limit_for_all_workers(bench: Any, server: ScriptedModelServer) -> None:
+    tasks = [task(f"rpm_{i}", f"Answer directly [k-rpm-{i}]", agent_type="tool") for i in range(10)]
+    scripts = {f"[k-rpm-{i}]": {"tool": [{"final_answer": "ok"}]} for i in range(10)}
+    run = bench(tasks, scripts, "-n", "2", "--smoltrace-max-rpm", "600", "--smoltrace-concurrency", "4")
+    run.result.assert_outcomes(passed=10)
+    # 10 requests at ≤ 600/min are slots 0.1 s apart shared by both workers and all their threads; unlimited, 8 runs
+    # in flight would send them within a few ms. (Slots bound when a request starts; arrival jitter is allowed.)
+    arrivals = sorted(r.received_at for r in server.requests)
+    assert len(arrivals) == 10
+    assert arrivals[-1] - arrivals[0] >= 0.9 - 0.1, arrivals

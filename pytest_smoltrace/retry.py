@@ -1,0 +1,184 @@
+"""Model-call resilience: retries with backoff for rate limits and transient failures, and one rate limiter per run.
+
+:func:`install` wraps a model's ``generate`` (an instance attribute, so the class-level instrumentation still
+runs underneath). A 429 (honouring ``Retry-After``), a 408/5xx or a connection error is retried up to
+``retries`` times with exponential backoff and jitter; anything else (400, 401, a bad request) is raised at once.
+Each retry is appended to the current item's :class:`RetryLog` so it lands in the record.
+
+:class:`RateLimiter` spaces model requests ``60/rpm`` seconds apart across every thread *and* every xdist worker
+of a run: the next free slot lives in a small file guarded by ``fcntl.flock``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import email.utils
+import fcntl
+import functools
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+_CONNECTION_ERRORS = (
+    "APIConnectionError",
+    "ConnectError",
+    "ConnectionError",
+    "ReadTimeout",
+    "Timeout",
+    "ConnectTimeout",
+    "RemoteProtocolError",
+    "ServiceUnavailableError",
+    "InternalServerError",
+)
+
+
+@dataclass(frozen=True)
+class RetryEvent:
+    attempt: int
+    reason: str
+    wait_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"attempt": self.attempt, "reason": self.reason, "wait_s": round(self.wait_s, 3)}
+
+
+@dataclass
+class RetryLog:
+    """Retries of one item's model calls (set per run thread through a context variable)."""
+
+    events: list[RetryEvent] = field(default_factory=list)
+
+
+CURRENT_LOG: contextvars.ContextVar[RetryLog | None] = contextvars.ContextVar("smoltrace_retry_log", default=None)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    retries: int = 3
+    base_s: float = 0.5
+    max_s: float = 60.0
+
+
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status behind a client exception (litellm, openai, huggingface_hub, httpx, requests)."""
+    for candidate in (exc, exc.__cause__):
+        if candidate is None:
+            continue
+        code = getattr(candidate, "status_code", None)
+        if isinstance(code, int):
+            return code
+        response = getattr(candidate, "response", None)
+        code = getattr(response, "status_code", None)
+        if isinstance(code, int):
+            return code
+    return None
+
+
+def retry_after_s(exc: BaseException) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), if the server sent one."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or getattr(exc, "headers", None) or {}
+    try:
+        value = headers.get("retry-after") or headers.get("Retry-After")
+    except AttributeError:
+        return None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(str(value))
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    status = status_of(exc)
+    if status is not None:
+        return status in RETRYABLE_STATUS
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names.intersection(_CONNECTION_ERRORS))
+
+
+def backoff_s(policy: RetryPolicy, attempt: int, exc: BaseException, rng: random.Random) -> float:
+    """Exponential backoff with full jitter in its upper half; a server's ``Retry-After`` wins when it is longer."""
+    ceiling = min(policy.max_s, policy.base_s * 2 ** (attempt - 1))
+    wait = ceiling * (0.5 + rng.random() / 2)
+    hinted = retry_after_s(exc)
+    return min(policy.max_s, max(wait, hinted)) if hinted is not None else wait
+
+
+class RateLimiter:
+    """At most ``rpm`` requests per minute across all threads and processes sharing ``path``."""
+
+    def __init__(self, rpm: float, path: Path) -> None:
+        if rpm <= 0:
+            raise ValueError("max rpm must be > 0")
+        self.interval_s = 60.0 / rpm
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def acquire(self) -> float:
+        """Reserve the next slot and sleep until it; returns the seconds waited."""
+        with open(self.path, "a+", encoding="ascii") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                handle.seek(0)
+                text = handle.read().strip()
+                now = time.time()
+                slot = max(now, float(text) if text else 0.0)
+                handle.seek(0)
+                handle.truncate()
+                handle.write(repr(slot + self.interval_s))
+                handle.flush()
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        wait = slot - now
+        if wait > 0:
+            time.sleep(wait)
+        return max(wait, 0.0)
+
+
+def _reason(exc: BaseException) -> str:
+    status = status_of(exc)
+    return f"HTTP {status}" if status is not None else type(exc).__name__
+
+
+def install(
+    model: Any, policy: RetryPolicy, limiter: RateLimiter | None = None, sleep: Callable[[float], None] = time.sleep
+) -> Any:
+    """Wrap ``model.generate`` (and ``generate_stream``'s first request) with the limiter and the retry policy."""
+    original = model.generate
+    rng = random.Random()
+    rng_lock = threading.Lock()
+
+    @functools.wraps(original)
+    def generate(*args: Any, **kwargs: Any) -> Any:
+        attempt = 0
+        while True:
+            if limiter is not None:
+                limiter.acquire()
+            try:
+                return original(*args, **kwargs)
+            except Exception as exc:
+                attempt += 1
+                if attempt > policy.retries or not is_retryable(exc):
+                    raise
+                with rng_lock:
+                    wait = backoff_s(policy, attempt, exc, rng)
+                event = RetryEvent(attempt=attempt, reason=_reason(exc), wait_s=wait)
+                retry_log = CURRENT_LOG.get()
+                if retry_log is not None:
+                    retry_log.events.append(event)
+                log.info("model call failed (%s); retry %d/%d in %.2f s", event.reason, attempt, policy.retries, wait)
+                sleep(wait)
+
+    model.generate = generate
+    return model
