@@ -5,7 +5,6 @@ Runs only where ``not hasattr(config, "workerinput")`` (the xdist controller, or
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -13,40 +12,34 @@ import sys
 import time
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from .journal import Journal
 from .records import SCHEMA_VERSION, ItemResult
 from .state import SmoltraceState
 from .summary import AgentSummary, summarize
 
 log = logging.getLogger(__name__)
 
-JOURNAL = "journal.jsonl"
-
 
 class Aggregator:
-    """Holds every finished item's result; appends each to ``journal.jsonl`` (flushed) the moment it arrives."""
+    """Holds every finished item's result; appends each to ``journal.jsonl`` the moment it arrives."""
 
-    def __init__(self, run_dir: Path | None) -> None:
+    def __init__(self, run_dir: Path | None, previous: list[ItemResult] | None = None) -> None:
         self.run_dir = run_dir  # None: keep results in memory only (``--smoltrace-output none``)
-        self.results: dict[str, ItemResult] = {}
-        self._journal: IO[str] | None = None
+        #: Results carried over from the journal of the run being resumed (already journaled).
+        self.results: dict[str, ItemResult] = {r.nodeid: r for r in previous or ()}
+        self.resumed = len(self.results)
+        self._journal = Journal(run_dir) if run_dir is not None else None
 
     def add(self, result: ItemResult) -> None:
         self.results[result.nodeid] = result  # a rerun of the same node replaces the earlier result
-        if self.run_dir is None:
-            return
-        if self._journal is None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._journal = open(self.run_dir / JOURNAL, "a", encoding="utf-8")  # noqa: SIM115 - kept open all run
-        self._journal.write(json.dumps(result.to_dict(), ensure_ascii=False, default=str) + "\n")
-        self._journal.flush()
-        os.fsync(self._journal.fileno())
+        if self._journal is not None:
+            self._journal.append(result)
 
     def close(self) -> None:
         if self._journal is not None:
             self._journal.close()
-            self._journal = None
 
     def summaries(self, planned: dict[str, int]) -> list[AgentSummary]:
         return summarize(self.results.values(), planned)
@@ -112,6 +105,7 @@ def write_outputs(state: SmoltraceState, aggregator: Aggregator, *, interrupted:
         "split": settings.split,
         "dataset_revision": settings.revision,
         "run_status": run_status,
+        "resumed_items": aggregator.resumed,
         "options": settings.public_dict(),
         "counts": {
             "planned": planned_total,

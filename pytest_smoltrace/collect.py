@@ -248,3 +248,100 @@ def collect_into(session: pytest.Session, items: list[pytest.Item], state: Smolt
     """Collect the source collectors through pytest's own machinery (errors and counts are reported as usual)."""
     for collector in source_collectors(session, state):
         items.extend(session.genitems(collector))
+
+
+def drop_finished(config: pytest.Config, items: list[pytest.Item], state: SmoltraceState) -> None:
+    """``--smoltrace-resume``: deselect the items the resumed run's journal already holds."""
+    if not state.done:
+        return
+    keep: list[pytest.Item] = []
+    finished: list[pytest.Item] = []
+    for item in items:
+        (finished if isinstance(item, TaskItem) and item.nodeid in state.done else keep).append(item)
+    if finished:
+        config.hook.pytest_deselected(items=finished)
+        items[:] = keep
+
+
+def crash_result(nodeid: str, detail: str, state: SmoltraceState) -> ItemResult | None:
+    """The result of an item whose xdist worker died while running it (recorded, never silently dropped)."""
+    import time
+
+    from .records import Check, Verdict
+
+    parts = nodeid.split("::")
+    if len(parts) < 3 or parts[-2] not in ("tool", "code"):
+        return None
+    agent_type: AgentType = "tool" if parts[-2] == "tool" else "code"
+    spec = state.spec
+    record = RunRecord(
+        task_id=parts[-1],
+        agent_type=agent_type,
+        source="::".join(parts[:-2]).removeprefix("smoltrace/"),
+        model=spec.label,
+        provider=spec.provider,
+        run_id=state.run_id,
+        response=None,
+        final_answer_called=False,
+        stop_reason="error",
+        steps=(),
+        tool_calls=(),
+        prompt_tokens=None,
+        completion_tokens=None,
+        duration_ms=0.0,
+        started_at=time.time(),
+        error=f"the worker process crashed while running this item: {detail[:500]}",
+        error_type="WorkerCrashed",
+        nodeid=nodeid,
+    )
+    verdict = Verdict(
+        checks=(Check("final_answer", False, "called", "worker crashed"),), error=f"error: {record.error}"
+    )
+    return ItemResult(nodeid=nodeid, record=record, verdict=verdict)
+
+
+#: Largest result payload a worker sends to the controller; bigger ones lose their bulkiest parts first.
+MAX_PAYLOAD_BYTES = 4 * 2**20
+
+
+def _shrink(data: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    data = json.loads(json.dumps(data, default=str))
+    record = data["record"]
+    if data.get("trace"):
+        data["trace"] = {"truncated": True, "trace_id": data["trace"].get("trace_id")}
+    for step in record.get("steps", ()):
+        if step.get("code") and len(step["code"]) > 2000:
+            step["code"] = step["code"][:2000] + "… [truncated]"
+    for call in record.get("tool_calls", ()):
+        call["arguments"] = {k: (v[:500] if isinstance(v, str) else v) for k, v in call["arguments"].items()}
+    data["truncated"] = True
+    return data
+
+
+def attach_result(report: pytest.TestReport, result: ItemResult) -> None:
+    """Put the result on the report (xdist ships ``report.__dict__`` to the controller), size-capped."""
+    import json
+
+    data = result.to_dict()
+    if len(json.dumps(data, default=str)) > MAX_PAYLOAD_BYTES:
+        data = _shrink(data)
+    report.__dict__["smoltrace"] = data
+
+
+def result_from_report(nodeid: str, data: Any) -> ItemResult | None:
+    """Validate a payload that arrived on a report; a malformed one is logged and dropped, never fatal."""
+    import logging
+
+    try:
+        result = ItemResult.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        logging.getLogger(__name__).warning("%s: ignoring a malformed smoltrace result payload (%s)", nodeid, exc)
+        return None
+    if result.nodeid != nodeid:
+        logging.getLogger(__name__).warning(
+            "%s: result payload names another item (%s); ignored", nodeid, result.nodeid
+        )
+        return None
+    return result

@@ -126,6 +126,11 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "output-dir", "directory for run directories", "smoltrace_results", metavar="DIR", smoltrace_flag="--output-dir"
     ),
     OptionSpec("run-id", "run identifier (also names the run directory)", metavar="ID", smoltrace_flag="--run-id"),
+    OptionSpec(
+        "resume",
+        "continue run RUN_ID (same output dir): run only the items its journal lacks, then write the full results",
+        metavar="RUN_ID",
+    ),
 )
 
 OPTIONS_BY_NAME = {spec.name: spec for spec in OPTIONS}
@@ -173,6 +178,7 @@ class Settings:
     output: str
     output_dir: Path
     run_id: str | None
+    resume: str | None
 
     @property
     def active(self) -> bool:

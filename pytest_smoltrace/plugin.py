@@ -3,7 +3,6 @@ and nothing heavy is imported; with one, :class:`ActivePlugin` is registered for
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,8 +13,6 @@ from . import hooks, options
 
 if TYPE_CHECKING:
     from .state import SmoltraceState
-
-WORKER_RUN_ID = "smoltrace_run_id"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -32,18 +29,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if not settings.active:
         return
     from .collect import FIXED_MARKERS
-    from .state import STATE_KEY, SmoltraceState, new_run_id
+    from .state import STATE_KEY, create_state
 
-    workerinput = getattr(config, "workerinput", None)
-    run_id = workerinput[WORKER_RUN_ID] if workerinput else (settings.run_id or new_run_id())
     for name, text in FIXED_MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
-    state = SmoltraceState(settings=settings, run_id=run_id, is_controller=workerinput is None)
-    if state.is_controller:
-        from .aggregate import Aggregator
-
-        state.aggregator = Aggregator(state.run_dir if settings.output == "json" else None)
-    state.start_scripted_server()
+    state = create_state(config, settings)
     config.stash[STATE_KEY] = state
     config.pluginmanager.register(ActivePlugin(state), "smoltrace-active")
 
@@ -71,38 +61,50 @@ class ActivePlugin:
         return TaskFile.from_parent(parent, path=file_path) if is_task_file(file_path) else None
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
-        from .collect import collect_into
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        from .collect import collect_into, drop_finished
 
         collect_into(session, items, self.state)
+        drop_finished(config, items, self.state)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         from .collect import TaskItem
 
         if self.state.is_controller:
-            self.state.planned = dict(Counter(i.agent_type for i in session.items if isinstance(i, TaskItem)))
+            self.state.set_planned(i.agent_type for i in session.items if isinstance(i, TaskItem))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         if not self.state.planned:
-            self.state.planned = dict(
-                Counter(p[-2] for p in (i.split("::") for i in ids) if len(p) >= 3 and p[-2] in ("tool", "code"))
+            self.state.set_planned(
+                p[-2] for p in (i.split("::") for i in ids) if len(p) >= 3 and p[-2] in ("tool", "code")
             )
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[WORKER_RUN_ID] = self.state.run_id
+        self.state.describe_to_worker(node.workerinput)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
+        """A worker died while running ``crashitem``: record it as crashed (a resume runs it again)."""
+        from .collect import attach_result, crash_result
+
+        result = crash_result(crashitem, str(report.longrepr or "worker crashed"), self.state)
+        if result is not None:
+            attach_result(report, result)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-        from .collect import RESULT_KEY, SmoltraceRunError, TaskItem, failure_text
+        from .collect import RESULT_KEY, SmoltraceRunError, TaskItem, attach_result, failure_text
 
         report = yield
         if not isinstance(item, TaskItem):
             return report
         result = item.stash.get(RESULT_KEY, None)
         if result is not None and (call.when == "call" or (call.when == "setup" and report.failed)):
-            report.smoltrace = result.to_dict()
+            attach_result(report, result)
         if call.excinfo is not None and isinstance(call.excinfo.value, SmoltraceRunError):
             report.longrepr = failure_text(call.excinfo.value.result)
         return report
@@ -124,9 +126,11 @@ class ActivePlugin:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "smoltrace", None)
         if data and self.state.is_controller and self.state.aggregator is not None:
-            from .records import ItemResult
+            from .collect import result_from_report
 
-            self.state.aggregator.add(ItemResult.from_dict(data))
+            result = result_from_report(report.nodeid, data)
+            if result is not None:
+                self.state.aggregator.add(result)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.state.run_ahead is not None:

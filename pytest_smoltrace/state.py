@@ -7,6 +7,8 @@ import logging
 import tempfile
 import time
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,7 +22,7 @@ from .options import Settings
 if TYPE_CHECKING:
     from .aggregate import Aggregator
     from .concurrency import RunAhead
-    from .records import RunRecord
+    from .records import ItemResult, RunRecord
     from .runner import RunConfig
     from .testing import ScriptedModelServer
 
@@ -47,6 +49,8 @@ class SmoltraceState:
     aggregator: Aggregator | None = None
     planned: dict[str, int] = field(default_factory=dict)
     run_ahead: RunAhead | None = None
+    #: Node ids already finished in the journal of the run being resumed (these items are deselected).
+    done: frozenset[str] = frozenset()
     _run_config: RunConfig | None = None
 
     @property
@@ -76,6 +80,18 @@ class SmoltraceState:
                 spec=self.spec, run_id=self.run_id, max_steps=self.settings.max_steps, timeout_s=self.settings.timeout
             )
         return self._run_config
+
+    def set_planned(self, agent_types: Iterable[str]) -> None:
+        """Items planned per agent type: those selected now plus those finished before a resume."""
+        counts = Counter(agent_types)
+        if self.aggregator is not None:
+            counts.update(r.record.agent_type for r in self.aggregator.results.values() if r.nodeid in self.done)
+        self.planned = dict(counts)
+
+    def describe_to_worker(self, workerinput: dict[str, Any]) -> None:
+        """What an xdist worker must agree on with the controller: the run id and the items already done."""
+        workerinput[WORKER_RUN_ID] = self.run_id
+        workerinput[WORKER_DONE] = sorted(self.done)
 
     @property
     def concurrency(self) -> int:
@@ -127,6 +143,50 @@ class SmoltraceState:
 
 
 STATE_KEY = pytest.StashKey[SmoltraceState]()
+WORKER_RUN_ID = "smoltrace_run_id"
+WORKER_DONE = "smoltrace_done"
+
+
+def _resumed(settings: Settings) -> tuple[str, list[ItemResult]]:
+    """The run id and the finished results of ``--smoltrace-resume RUN_ID``; a usage error when there is none."""
+    from .journal import JOURNAL, finished, read_journal
+
+    run_id = settings.resume
+    assert run_id is not None
+    if settings.run_id and settings.run_id != run_id:
+        raise pytest.UsageError(f"--smoltrace-resume {run_id} and --smoltrace-run-id {settings.run_id} disagree")
+    run_dir = settings.output_dir / run_id
+    if not (run_dir / JOURNAL).is_file():
+        raise pytest.UsageError(
+            f"--smoltrace-resume {run_id}: no {JOURNAL} in {run_dir} (check --smoltrace-output-dir and the run id)"
+        )
+    return run_id, finished(read_journal(run_dir))
+
+
+def create_state(config: pytest.Config, settings: Settings) -> SmoltraceState:
+    """The session's state: on a worker from what the controller sent, on the controller from the options."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        state = SmoltraceState(
+            settings=settings,
+            run_id=workerinput[WORKER_RUN_ID],
+            is_controller=False,
+            done=frozenset(workerinput.get(WORKER_DONE, ())),
+        )
+    else:
+        from .aggregate import Aggregator
+
+        previous: list[ItemResult] = []
+        if settings.resume:
+            run_id, previous = _resumed(settings)
+        else:
+            run_id = settings.run_id or new_run_id()
+        state = SmoltraceState(
+            settings=settings, run_id=run_id, is_controller=True, done=frozenset(r.nodeid for r in previous)
+        )
+        state.aggregator = Aggregator(state.run_dir if settings.output == "json" else None, previous)
+    state.start_scripted_server()
+    return state
 
 
 def get_state(config: pytest.Config) -> SmoltraceState | None:

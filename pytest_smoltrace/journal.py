@@ -1,0 +1,67 @@
+"""``journal.jsonl``: one flushed line per finished item, the run's source of truth while it is running.
+
+Appended by the controller as each result arrives (so Ctrl-C, a killed worker or a killed controller loses
+nothing that finished), read back by ``--smoltrace-resume`` and by the Hub publisher. A last line cut short by
+a kill is ignored, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import IO
+
+from .records import ItemResult
+
+log = logging.getLogger(__name__)
+
+JOURNAL = "journal.jsonl"
+#: Error types of results that did not really finish: a resumed run runs these items again.
+UNFINISHED_ERROR_TYPES = frozenset({"WorkerCrashed", "Cancelled"})
+
+
+class Journal:
+    """Append-only writer; each line is flushed and fsync'ed before :meth:`append` returns."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / JOURNAL
+        self._handle: IO[str] | None = None
+
+    def append(self, result: ItemResult) -> None:
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the whole run
+        self._handle.write(json.dumps(result.to_dict(), ensure_ascii=False, default=str) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def read_journal(run_dir: Path) -> list[ItemResult]:
+    """Every complete line of ``run_dir/journal.jsonl`` (later lines for the same node win)."""
+    path = run_dir / JOURNAL
+    results: dict[str, ItemResult] = {}
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                result = ItemResult.from_dict(json.loads(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("%s: line %d is incomplete or invalid (%s); ignored", path, number, exc)
+                continue
+            results[result.nodeid] = result
+    return list(results.values())
+
+
+def finished(results: list[ItemResult]) -> list[ItemResult]:
+    """Results of items that really finished (a crash or a cancellation is not a finish)."""
+    return [r for r in results if r.record.error_type not in UNFINISHED_ERROR_TYPES]
