@@ -1,12 +1,39 @@
-"""JSON sink: files in ``<output-dir>/<run-id>/``, each written atomically (temp file + rename)."""
+"""JSON sink: the five files of a run directory ``<output-dir>/<run-id>/``, each written atomically (temp + rename).
+
+Files (``journal.jsonl`` is the aggregator's, appended as items finish):
+
+- ``results.json`` — list of results rows (``rows.RESULTS_SCHEMA``).
+- ``traces.json`` — list of trace documents, one per traced item. Always written: ``[]`` when nothing was
+  traced (the telemetry module is not built yet, or tracing found no spans).
+- ``metrics.json`` — ``{schema_version, run_id, status, series, aggregates}``. Always written; until the
+  telemetry module measures anything it is :func:`unavailable_metrics` (``status: "unavailable"`` with the
+  reason, no figures) — an explicit statement rather than a missing file or made-up zeros.
+- ``leaderboard_row.json`` — list with one leaderboard row per agent type (``rows.LEADERBOARD_SCHEMA``).
+- ``metadata.json`` — written last, so its presence means the other files are complete. Its ``counts`` get
+  the real ``num_results`` (rows), ``num_traces`` (trace documents) and ``num_metrics`` (numbers in metrics.json:
+  samples, aggregates and energy/CO2/cost figures that have a value), and ``files`` lists what the directory holds.
+
+Importing this module is cheap (stdlib only).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+RESULTS = "results.json"
+TRACES = "traces.json"
+METRICS = "metrics.json"
+LEADERBOARD = "leaderboard_row.json"
+METADATA = "metadata.json"
+JOURNAL = "journal.jsonl"
+PUBLISHED = "published.json"
+
+METRICS_SCHEMA_VERSION = 1
 
 
 def write_json(path: Path, data: Any) -> Path:
@@ -29,3 +56,65 @@ def write_json(path: Path, data: Any) -> Path:
 def write_run_files(run_dir: Path, files: dict[str, Any]) -> list[Path]:
     """Write each ``name → data`` pair as ``run_dir/name``."""
     return [write_json(run_dir / name, data) for name, data in files.items()]
+
+
+def unavailable_metrics(run_id: str, reason: str = "telemetry not built") -> dict[str, Any]:
+    """The ``metrics.json`` of a run without measurements: says so, with no figures."""
+    return {
+        "schema_version": METRICS_SCHEMA_VERSION,
+        "run_id": run_id,
+        "status": "unavailable",
+        "reason": reason,
+        "series": [],
+        "aggregates": {},
+    }
+
+
+def metric_figure_count(metrics: Mapping[str, Any] | None) -> int:
+    """How many numbers a ``metrics.json`` document holds (samples, aggregates and figures that have a value)."""
+    from .rows import metric_value_count
+
+    return metric_value_count(metrics)
+
+
+def write_run_outputs(
+    run_dir: Path,
+    *,
+    results: Sequence[Mapping[str, Any]],
+    leaderboard: Sequence[Mapping[str, Any]],
+    metadata: Mapping[str, Any],
+    traces: Sequence[Mapping[str, Any]] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Write the five JSON files of a run directory; ``metadata.json`` last, with real counts.
+
+    ``traces=None`` writes ``[]``; ``metrics=None`` writes :func:`unavailable_metrics`. Returns name → path.
+    """
+    run_id = str(metadata.get("run_id") or run_dir.name)
+    trace_docs = list(traces or [])
+    metrics_doc = dict(metrics) if metrics is not None else unavailable_metrics(run_id)
+    counts = {
+        **dict(metadata.get("counts") or {}),
+        "num_results": len(results),
+        "num_traces": len(trace_docs),
+        "num_metrics": metric_figure_count(metrics_doc),
+    }
+    meta = {
+        **dict(metadata),
+        "counts": counts,
+        "files": [RESULTS, TRACES, METRICS, LEADERBOARD, METADATA],
+        "traces_status": "recorded" if trace_docs else "none",
+        "metrics_status": str(metrics_doc.get("status") or ("recorded" if counts["num_metrics"] else "none")),
+    }
+    written = {
+        TRACES: write_json(run_dir / TRACES, trace_docs),
+        METRICS: write_json(run_dir / METRICS, metrics_doc),
+        RESULTS: write_json(run_dir / RESULTS, list(results)),
+        LEADERBOARD: write_json(run_dir / LEADERBOARD, list(leaderboard)),
+    }
+    written[METADATA] = write_json(run_dir / METADATA, meta)
+    return written
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,359 @@
+"""How a finished span is presented: GenAI semantic-convention names and attributes, capping, redaction, documents.
+
+The OpenInference smolagents instrumentor names spans after Python classes (``LiteLLMModel.generate``,
+``SimpleTool``) and uses its own attribute keys (``llm.token_count.prompt``, ``tool.name``). Every span that
+leaves through our sinks (``traces.json`` and ``--smoltrace-otlp``) goes through :func:`present` first, which
+keeps those attributes and adds the OpenTelemetry GenAI ones:
+
+============  ======================================  ===========================================================
+category      name                                    attributes added
+============  ======================================  ===========================================================
+``item``      the task id (our root span)             — (see :func:`pytest_smoltrace.telemetry.tracing.item_attributes`)
+``agent``     ``invoke_agent <AgentClass>``           ``gen_ai.operation.name=invoke_agent``, ``gen_ai.agent.name``
+``step``      ``Step N`` (unchanged)                  —
+``llm``       ``chat <model id>`` (``chat`` if none)  ``gen_ai.operation.name=chat``, ``gen_ai.request.model``,
+                                                      ``gen_ai.provider.name``, ``gen_ai.usage.input_tokens``,
+                                                      ``gen_ai.usage.output_tokens``,
+                                                      ``gen_ai.response.finish_reasons``,
+                                                      ``gen_ai.usage.cost.{prompt,completion,total}`` (USD) and
+                                                      ``gen_ai.usage.cost.pricing_source`` when the item has a price
+``tool``      ``execute_tool <tool name>``            ``gen_ai.operation.name=execute_tool``, ``gen_ai.tool.name``,
+                                                      ``gen_ai.tool.type=function``, ``gen_ai.tool.description``,
+                                                      ``gen_ai.tool.call.arguments`` (JSON), and
+                                                      ``gen_ai.tool.call.result`` only when content capture is on
+============  ======================================  ===========================================================
+
+Any span with status ERROR and an ``exception`` event also gets ``error.type``.
+Tokens: only ``llm`` spans carry ``gen_ai.usage.*``. The AGENT span's ``llm.token_count.*`` (smolagents' monitor,
+planning excluded) is left as OpenInference wrote it and is never mapped, so summing ``gen_ai.usage.*`` over a
+trace counts every call exactly once. ``gen_ai.response.finish_reasons`` is read from the provider response that
+OpenInference stores in ``output.value`` (absent when outputs are hidden, e.g. ``OPENINFERENCE_HIDE_OUTPUTS``).
+
+Hygiene applied to every string attribute and event attribute: values longer than ``max_attribute_chars``
+(default 4096) are cut with a ``… [N more chars]`` marker; secrets are redacted — values of attributes whose key
+names a credential (``api_key``, ``authorization``, ``password``, ``secret``, ``*_token``), ``Bearer …`` tokens,
+``sk-…``/``hf_…`` keys, ``api_key=…``-style pairs, and the literal values of environment variables whose name
+contains KEY, TOKEN, SECRET or PASSWORD.
+
+A span dict in ``traces.json`` (:func:`span_document`)::
+
+    {"span_id": "16 hex", "parent_span_id": "16 hex" | None, "name": str, "kind": "INTERNAL" (OTel SpanKind),
+     "category": "item|agent|step|llm|tool|other", "start_time": int, "end_time": int (Unix epoch nanoseconds),
+     "duration_ms": float, "status": {"code": "UNSET|OK|ERROR", "description": str | None},
+     "attributes": {key: JSON value}, "events": [{"name": str, "timestamp": int (ns), "attributes": {...}}]}
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
+    from .cost import Price
+
+__all__ = [
+    "AttrValue",
+    "Category",
+    "PresentedEvent",
+    "PresentedSpan",
+    "SpanOptions",
+    "category_of",
+    "clean_text",
+    "env_secrets",
+    "jsonable_attributes",
+    "present",
+    "sanitize",
+    "span_document",
+]
+
+#: An OpenTelemetry attribute value.
+AttrValue = str | bool | int | float | Sequence[str] | Sequence[bool] | Sequence[int] | Sequence[float]
+Category = Literal["item", "agent", "step", "llm", "tool", "other"]
+
+OI_KIND = "openinference.span.kind"
+CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+REDACTED = "[REDACTED]"
+
+_SECRET_KEY = re.compile(
+    r"(?i)(api[_-]?key|authorization|passw(or)?d|secret|(access|auth|refresh|id|bearer)[_-]?token)"
+)
+_SECRET_ENV = re.compile(r"(?i)(key|token|secret|password)")
+_BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]+=*")
+_SK_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}")
+_HF_KEY = re.compile(r"\bhf_[A-Za-z0-9]{8,}")
+_KEY_VALUE = re.compile(
+    r"(?i)([\"']?(?:api[_-]?key|authorization|password|secret)[\"']?\s*[:=]\s*[\"']?)([^\"'\s,;}&]+)"
+)
+_KEY_VALUE_TRIGGERS = ("api", "authorization", "password", "secret")
+#: Redaction looks this far past the cap so that a secret cut by the cap is still recognised and removed.
+_REDACT_MARGIN = 256
+_FINISH_REASON = re.compile(r"""finish_reason['"]?\s*[=:]\s*['"]([A-Za-z_]+)['"]""")
+
+
+@dataclass(frozen=True)
+class SpanOptions:
+    """How spans are presented. ``capture_content`` adds ``gen_ai.tool.call.result`` (semconv opt-in)."""
+
+    capture_content: bool = False
+    max_attribute_chars: int = 4096
+    #: Literal secret values to redact wherever they appear (see :func:`env_secrets`).
+    secrets: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, *, capture_content: bool | None = None, max_attribute_chars: int = 4096) -> SpanOptions:
+        """Options with content capture from ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` when not given."""
+        if capture_content is None:
+            capture_content = os.environ.get(CAPTURE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+        return cls(capture_content, max_attribute_chars, env_secrets())
+
+
+@dataclass(frozen=True)
+class PresentedEvent:
+    name: str
+    timestamp: int
+    attributes: dict[str, AttrValue]
+
+
+@dataclass(frozen=True)
+class PresentedSpan:
+    """What our sinks show of a span: its (semconv) name, category, sanitized attributes and events."""
+
+    name: str
+    category: Category
+    attributes: dict[str, AttrValue]
+    events: tuple[PresentedEvent, ...]
+
+
+def env_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Values (8+ chars) of environment variables whose name contains KEY, TOKEN, SECRET or PASSWORD."""
+    env = os.environ if environ is None else environ
+    values = {v for k, v in env.items() if _SECRET_ENV.search(k) and len(v) >= 8 and v.lower() not in ("true", "false")}
+    return tuple(sorted(values, key=len, reverse=True))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_secret_key(key: str) -> bool:
+    return _SECRET_KEY.search(key) is not None
+
+
+def _redact(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    # cheap substring checks first: the regexes run only on text that may hold a secret
+    if "sk-" in text:
+        text = _SK_KEY.sub("sk-" + REDACTED, text)
+    if "hf_" in text:
+        text = _HF_KEY.sub("hf_" + REDACTED, text)
+    lowered = text.lower()
+    if "bearer" in lowered:
+        text = _BEARER.sub("Bearer " + REDACTED, text)
+    if any(trigger in lowered for trigger in _KEY_VALUE_TRIGGERS):
+        text = _KEY_VALUE.sub(r"\1" + REDACTED, text)
+    return text
+
+
+def _clean(text: str, options: SpanOptions) -> str:
+    """Redact secrets and cap at ``max_attribute_chars`` (with a ``… [N more chars]`` marker)."""
+    limit = options.max_attribute_chars
+    if len(text) <= limit:
+        return _redact(text, options.secrets)
+    window = limit + _REDACT_MARGIN
+    head = _redact(text[:window], options.secrets)
+    more = len(head) - limit + max(0, len(text) - window)
+    return head if more <= 0 else head[:limit] + f"… [{more} more chars]"
+
+
+def clean_text(text: str | None, options: SpanOptions) -> str | None:
+    """:func:`sanitize` for one free-text value (status descriptions)."""
+    return None if text is None else _clean(text, options)
+
+
+def sanitize(attributes: Mapping[str, Any] | None, options: SpanOptions) -> dict[str, AttrValue]:
+    """Cap long strings and redact secrets; values stay valid OpenTelemetry attribute values."""
+    out: dict[str, AttrValue] = {}
+    for key, value in (attributes or {}).items():
+        if _is_secret_key(key) and not isinstance(value, (bool, int, float)):
+            out[key] = REDACTED
+        elif isinstance(value, str):
+            out[key] = _clean(value, options)
+        elif isinstance(value, (bool, int, float)):
+            out[key] = value
+        elif isinstance(value, Sequence):
+            out[key] = tuple(_clean(v, options) if isinstance(v, str) else v for v in value)
+        else:  # not a valid attribute value; keep its text
+            out[key] = _clean(str(value), options)
+    return out
+
+
+def category_of(name: str, attributes: Mapping[str, Any], *, is_root: bool = False) -> Category:
+    """``item`` for our root span; otherwise from ``openinference.span.kind``."""
+    if is_root:
+        return "item"
+    kind = attributes.get(OI_KIND)
+    if kind == "AGENT":
+        return "agent"
+    if kind == "LLM":
+        return "llm"
+    if kind == "TOOL":
+        return "tool"
+    if kind == "CHAIN" and name.startswith("Step "):
+        return "step"
+    return "other"
+
+
+def _finish_reasons(output: Any) -> tuple[str, ...]:
+    if not isinstance(output, str):
+        return ()
+    return tuple(_FINISH_REASON.findall(output))
+
+
+def _tool_arguments(input_value: Any, parameters: Any) -> str | None:
+    """The call's arguments as a JSON object; positional arguments are named after the tool's inputs."""
+    if not isinstance(input_value, str):
+        return None
+    try:
+        bound = json.loads(input_value)
+    except ValueError:
+        return input_value
+    if not isinstance(bound, dict):
+        return input_value
+    args = bound.get("args") or []
+    kwargs = bound.get("kwargs") or {}
+    if not isinstance(kwargs, dict) or not isinstance(args, list):
+        return input_value
+    arguments: dict[str, Any] = {}
+    if args:
+        try:
+            names = list(json.loads(parameters)) if isinstance(parameters, str) else []
+        except ValueError:
+            names = []
+        if len(names) >= len(args):
+            arguments.update(zip(names, args, strict=False))
+        else:
+            arguments["args"] = args
+    arguments.update(kwargs)
+    return json.dumps(arguments, ensure_ascii=False, default=str)
+
+
+def _semconv(
+    name: str, category: Category, attrs: Mapping[str, Any], price: Price | None, options: SpanOptions
+) -> tuple[str, dict[str, AttrValue]]:
+    extra: dict[str, AttrValue] = {}
+    if category == "agent":
+        agent = name[: -len(".run")] if name.endswith(".run") else name
+        extra["gen_ai.operation.name"] = "invoke_agent"
+        extra["gen_ai.agent.name"] = agent
+        name = f"invoke_agent {agent}"
+    elif category == "llm":
+        model = attrs.get("gen_ai.request.model") or attrs.get("llm.model_name")
+        extra["gen_ai.operation.name"] = "chat"
+        if model:
+            extra["gen_ai.request.model"] = str(model)
+        if attrs.get("llm.provider"):
+            extra["gen_ai.provider.name"] = str(attrs["llm.provider"])
+        prompt = attrs.get("llm.token_count.prompt")
+        completion = attrs.get("llm.token_count.completion")
+        if isinstance(prompt, int):
+            extra["gen_ai.usage.input_tokens"] = prompt
+        if isinstance(completion, int):
+            extra["gen_ai.usage.output_tokens"] = completion
+        reasons = _finish_reasons(attrs.get("output.value"))
+        if reasons:
+            extra["gen_ai.response.finish_reasons"] = reasons
+        if price is not None and isinstance(prompt, int) and isinstance(completion, int):
+            prompt_cost = prompt * price.input_per_token
+            completion_cost = completion * price.output_per_token
+            extra["gen_ai.usage.cost.prompt"] = prompt_cost
+            extra["gen_ai.usage.cost.completion"] = completion_cost
+            extra["gen_ai.usage.cost.total"] = prompt_cost + completion_cost
+            extra["gen_ai.usage.cost.pricing_source"] = price.source
+        name = f"chat {model}" if model else "chat"
+    elif category == "tool":
+        tool = str(attrs.get("tool.name") or name)
+        extra["gen_ai.operation.name"] = "execute_tool"
+        extra["gen_ai.tool.name"] = tool
+        extra["gen_ai.tool.type"] = "function"
+        if attrs.get("tool.description"):
+            extra["gen_ai.tool.description"] = str(attrs["tool.description"])
+        arguments = _tool_arguments(attrs.get("input.value"), attrs.get("tool.parameters"))
+        if arguments is not None:
+            extra["gen_ai.tool.call.arguments"] = arguments
+        if options.capture_content and "output.value" in attrs:
+            result = attrs["output.value"]
+            extra["gen_ai.tool.call.result"] = result if isinstance(result, str) else json.dumps(result, default=str)
+        name = f"execute_tool {tool}"
+    return name, extra
+
+
+def present(
+    span: ReadableSpan, options: SpanOptions, *, price: Price | None = None, is_root: bool = False
+) -> PresentedSpan:
+    """The name, category, attributes and events our sinks show for ``span`` (see the module docstring)."""
+    raw: Mapping[str, Any] = span.attributes or {}
+    category = category_of(span.name, raw, is_root=is_root)
+    name, extra = _semconv(span.name, category, raw, price, options)
+    merged: dict[str, Any] = {**raw, **extra}
+    events = tuple(
+        PresentedEvent(event.name, int(event.timestamp or 0), sanitize(event.attributes, options))
+        for event in span.events
+    )
+    if span.status.status_code.name == "ERROR" and "error.type" not in merged:
+        for event in events:
+            if event.name == "exception" and event.attributes.get("exception.type"):
+                merged["error.type"] = event.attributes["exception.type"]
+                break
+    return PresentedSpan(name, category, sanitize(merged, options), events)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (str, bool, int, float)) or value is None:
+        return value
+    if isinstance(value, Iterable):
+        return [_json_value(v) for v in value]
+    return str(value)
+
+
+def jsonable_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Attribute values as plain JSON (sequences → lists, non-finite floats → strings)."""
+    return {str(k): _json_value(v) for k, v in attributes.items()}
+
+
+def _hex_span(span_id: int) -> str:
+    return format(span_id, "016x")
+
+
+def span_document(
+    span: ReadableSpan, options: SpanOptions, *, price: Price | None = None, is_root: bool = False
+) -> dict[str, Any]:
+    """The ``traces.json`` dict for one finished span (format in the module docstring)."""
+    shown = present(span, options, price=price, is_root=is_root)
+    context = span.context
+    start = int(span.start_time or 0)
+    end = int(span.end_time or start)
+    return {
+        "span_id": _hex_span(context.span_id) if context is not None else None,
+        "parent_span_id": _hex_span(span.parent.span_id) if span.parent is not None else None,
+        "name": shown.name,
+        "kind": span.kind.name,
+        "category": shown.category,
+        "start_time": start,
+        "end_time": end,
+        "duration_ms": (end - start) / 1e6,
+        "status": {"code": span.status.status_code.name, "description": clean_text(span.status.description, options)},
+        "attributes": jsonable_attributes(shown.attributes),
+        "events": [
+            {"name": e.name, "timestamp": e.timestamp, "attributes": jsonable_attributes(e.attributes)}
+            for e in shown.events
+        ],
+    }
