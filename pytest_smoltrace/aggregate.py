@@ -5,6 +5,7 @@ Runs only where ``not hasattr(config, "workerinput")`` (the xdist controller, or
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import platform
@@ -14,7 +15,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from .journal import Journal
+from .journal import TRACE_JOURNAL, Journal, read_jsonl
 from .records import SCHEMA_VERSION, ItemResult
 from .state import SmoltraceState
 from .summary import AgentSummary, summarize
@@ -23,7 +24,10 @@ log = logging.getLogger(__name__)
 
 
 class Aggregator:
-    """Holds every finished item's result; appends each to ``journal.jsonl`` the moment it arrives."""
+    """Holds every finished item's result; appends each to ``journal.jsonl`` the moment it arrives.
+
+    Trace documents go to ``traces.jsonl`` instead (they are large), and are gathered into ``traces.json`` at the end.
+    """
 
     def __init__(self, run_dir: Path | None, previous: list[ItemResult] | None = None) -> None:
         self.run_dir = run_dir  # None: keep results in memory only (``--smoltrace-output none``)
@@ -31,15 +35,28 @@ class Aggregator:
         self.results: dict[str, ItemResult] = {r.nodeid: r for r in previous or ()}
         self.resumed = len(self.results)
         self._journal = Journal(run_dir) if run_dir is not None else None
+        self._traces = Journal(run_dir, TRACE_JOURNAL) if run_dir is not None else None
 
     def add(self, result: ItemResult) -> None:
+        if result.trace is not None:
+            if self._traces is not None:
+                self._traces.append_json({"nodeid": result.nodeid, **result.trace})
+            result = dataclasses.replace(result, trace=None)
         self.results[result.nodeid] = result  # a rerun of the same node replaces the earlier result
         if self._journal is not None:
             self._journal.append(result)
 
+    def trace_documents(self) -> list[dict[str, Any]]:
+        """The latest trace document of each item that has a result, in result order."""
+        if self.run_dir is None:
+            return []
+        latest = {doc.get("nodeid"): doc for doc in read_jsonl(self.run_dir / TRACE_JOURNAL)}
+        return [latest[nodeid] for nodeid in self.results if nodeid in latest]
+
     def close(self) -> None:
-        if self._journal is not None:
-            self._journal.close()
+        for journal in (self._journal, self._traces):
+            if journal is not None:
+                journal.close()
 
     def summaries(self, planned: dict[str, int]) -> list[AgentSummary]:
         return summarize(self.results.values(), planned)
@@ -69,10 +86,13 @@ def _hardware() -> dict[str, Any]:
 
 
 def write_outputs(state: SmoltraceState, aggregator: Aggregator, *, interrupted: bool) -> Path:
-    """Write results.json, leaderboard_row.json and metadata.json into the run directory."""
-    from smoltrace_export.json_sink import write_run_files
-    from smoltrace_export.rows import RunContext, leaderboard_row, result_row
+    """Write the five files of the run directory (results, traces, metrics, leaderboard, metadata)."""
+    from smoltrace_export.json_sink import write_run_outputs
+    from smoltrace_export.rows import RunContext, environment_from_metrics, leaderboard_row, result_row
 
+    from .telemetry.metrics import build_metrics_document
+
+    assert aggregator.run_dir is not None
     settings = state.settings
     finished_at = time.time()
     results = sorted(aggregator.results.values(), key=lambda r: r.record.started_at)
@@ -83,6 +103,14 @@ def write_outputs(state: SmoltraceState, aggregator: Aggregator, *, interrupted:
         "completed" if completed >= planned_total and not interrupted else ("partial" if completed else "failed")
     )
     spec = state.spec
+    metrics = build_metrics_document(
+        state.samples,
+        run_id=state.run_id,
+        model_is_local=spec.is_local_model,
+        grid_intensity_g_per_kwh=settings.grid_intensity,
+        energy_price_usd_per_kwh=settings.energy_price,
+    )
+    run_dir = aggregator.run_dir
     ctx = RunContext(
         model=spec.label,
         provider=spec.provider,
@@ -93,8 +121,14 @@ def write_outputs(state: SmoltraceState, aggregator: Aggregator, *, interrupted:
         finished_at=finished_at,
         run_status=run_status,
         task_timeout_s=settings.timeout,
-        results_location=f"local:{state.run_dir}",
+        results_location=f"local:{run_dir}",
+        traces_location=f"local:{run_dir / 'traces.json'}",
+        metrics_location=f"local:{run_dir / 'metrics.json'}",
+        hardware_scope="model" if spec.is_local_model else "runner",
+        run_stop_reason="interrupted" if interrupted else "completed",
+        environment=environment_from_metrics(metrics),
     )
+    price = state.price
     meta = {
         "schema_version": SCHEMA_VERSION,
         "run_id": state.run_id,
@@ -106,6 +140,11 @@ def write_outputs(state: SmoltraceState, aggregator: Aggregator, *, interrupted:
         "dataset_revision": settings.revision,
         "run_status": run_status,
         "resumed_items": aggregator.resumed,
+        "pricing": {
+            "source": price.source if price else "unknown",
+            "input_usd_per_1m": price.input_per_token * 1e6 if price else None,
+            "output_usd_per_1m": price.output_per_token * 1e6 if price else None,
+        },
         "options": settings.public_dict(),
         "counts": {
             "planned": planned_total,
@@ -113,7 +152,6 @@ def write_outputs(state: SmoltraceState, aggregator: Aggregator, *, interrupted:
             "passed": sum(s.passed for s in summaries),
             "failed": sum(s.failed for s in summaries),
             "errored": sum(s.errored for s in summaries),
-            "num_results": completed,
         },
         "timings": {
             "started_at": state.started_at,
@@ -124,17 +162,42 @@ def write_outputs(state: SmoltraceState, aggregator: Aggregator, *, interrupted:
             "python": sys.version.split()[0],
             **{
                 d: _version(d)
-                for d in ("pytest-smoltrace", "pytest", "pytest-xdist", "smolagents", "litellm", "datasets")
+                for d in (
+                    "pytest-smoltrace",
+                    "pytest",
+                    "pytest-xdist",
+                    "smolagents",
+                    "litellm",
+                    "datasets",
+                    "opentelemetry-sdk",
+                )
             },
         },
         "hardware": _hardware(),
     }
-    write_run_files(
-        state.run_dir,
-        {
-            "results.json": [result_row(r) for r in results],
-            "leaderboard_row.json": [leaderboard_row(s, ctx) for s in summaries],
-            "metadata.json": meta,
-        },
+    write_run_outputs(
+        run_dir,
+        results=[result_row(r) for r in results],
+        leaderboard=[
+            leaderboard_row(s, ctx, results=[r for r in results if r.record.agent_type == s.agent_type])
+            for s in summaries
+        ],
+        metadata=meta,
+        traces=aggregator.trace_documents(),
+        metrics=metrics,
     )
-    return Path(state.run_dir)
+    return run_dir
+
+
+def publish(state: SmoltraceState, run_dir: Path) -> bool:
+    """``--smoltrace-output hub``: publish the (already written) run directory; False when it failed."""
+    from smoltrace_export.hub import PublishError, publish_run_dir
+
+    try:
+        published = publish_run_dir(run_dir, private=state.settings.private)
+    except PublishError as exc:
+        log.error("%s", exc)
+        state.publish_lines.append(str(exc))
+        return False
+    state.publish_lines.extend(f"published: {url}" for url in published.urls)
+    return True

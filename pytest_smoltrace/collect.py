@@ -7,7 +7,9 @@ Modelled on pytest's non-Python collection example (``doc/en/example/nonpython``
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -77,14 +79,42 @@ class TaskItem(pytest.Item):
         return self.config.stash[STATE_KEY]
 
     def setup(self) -> None:
-        from .judge import judge
-
-        record = self.state.run_item(self)
-        verdict = judge(self.task, record, extra_checks=self._user_checks(record))
-        result = ItemResult(nodeid=self.nodeid, record=record, verdict=verdict, task=self.task.to_dict())
+        result = self.state.run_item(self)
         self.stash[RESULT_KEY] = result
-        if verdict.outcome == "error":
+        if result.verdict.outcome == "error":
             raise SmoltraceRunError(result)
+
+    def execute(self, cancel: threading.Event | None = None) -> ItemResult:
+        """Run, judge and trace this item (in a run-ahead thread); the root span covers the run and the verdict."""
+        from .judge import judge
+        from .runner import run_task
+        from .telemetry import cost, tracing
+
+        state = self.state
+        spec = state.spec
+        tracing.install(otlp=state.settings.otlp)
+        attributes = tracing.item_attributes(
+            nodeid=self.nodeid,
+            task_id=self.task.id,
+            agent_type=self.agent_type,
+            model=spec.model_id,
+            provider=spec.provider,
+            run_id=state.run_id,
+            task=self.task.to_dict(),
+        )
+        with tracing.item_trace(self.task.id, attributes, model=spec.model_id, price=state.price) as trace:
+            record = run_task(self.task, self.agent_type, state.run_config, nodeid=self.nodeid, cancel=cancel)
+            record = dataclasses.replace(
+                record,
+                trace_id=trace.trace_id,
+                span_id=trace.span_id,
+                cost_usd=cost.cost_usd(state.price, record.prompt_tokens, record.completion_tokens),
+            )
+            verdict = judge(self.task, record, extra_checks=self._user_checks(record))
+            trace.add_verdict(verdict)
+        return ItemResult(
+            nodeid=self.nodeid, record=record, verdict=verdict, task=self.task.to_dict(), trace=trace.document()
+        )
 
     def _user_checks(self, record: RunRecord) -> list[Check]:
         checks: list[Check] = []
@@ -305,9 +335,6 @@ MAX_PAYLOAD_BYTES = 4 * 2**20
 
 
 def _shrink(data: dict[str, Any]) -> dict[str, Any]:
-    import json
-
-    data = json.loads(json.dumps(data, default=str))
     record = data["record"]
     if data.get("trace"):
         data["trace"] = {"truncated": True, "trace_id": data["trace"].get("trace_id")}
@@ -321,11 +348,12 @@ def _shrink(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def attach_result(report: pytest.TestReport, result: ItemResult) -> None:
-    """Put the result on the report (xdist ships ``report.__dict__`` to the controller), size-capped."""
+    """Put the result on the report (xdist ships ``report.__dict__`` to the controller) as plain JSON, size-capped."""
     import json
 
-    data = result.to_dict()
-    if len(json.dumps(data, default=str)) > MAX_PAYLOAD_BYTES:
+    text = json.dumps(result.to_dict(), default=str)  # plain JSON types only: execnet refuses anything else
+    data = json.loads(text)
+    if len(text) > MAX_PAYLOAD_BYTES:
         data = _shrink(data)
     report.__dict__["smoltrace"] = data
 

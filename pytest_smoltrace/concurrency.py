@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .records import RunRecord
+    from .records import ItemResult
 
 log = logging.getLogger(__name__)
 
-RunFn = Callable[[Any, threading.Event], "RunRecord"]
+RunFn = Callable[[Any, threading.Event], "ItemResult"]
 
 
 class RunAhead:
@@ -29,7 +29,7 @@ class RunAhead:
     def __init__(self, window: int, run: RunFn) -> None:
         self.window = max(1, window)
         self._run = run
-        self._futures: dict[str, Future[RunRecord]] = {}
+        self._futures: dict[str, Future[ItemResult]] = {}
         self._lock = threading.Lock()
         self.cancelled = threading.Event()
 
@@ -39,7 +39,7 @@ class RunAhead:
     def _start(self, item: Any) -> None:
         if item.nodeid in self._futures:
             return
-        future: Future[RunRecord] = Future()
+        future: Future[ItemResult] = Future()
         future.set_running_or_notify_cancel()
         self._futures[item.nodeid] = future
 
@@ -51,7 +51,7 @@ class RunAhead:
 
         threading.Thread(target=target, name=f"smoltrace-run:{item.nodeid}", daemon=True).start()
 
-    def result_for(self, item: Any, upcoming: Sequence[Any]) -> RunRecord:
+    def result_for(self, item: Any, upcoming: Sequence[Any]) -> ItemResult:
         """Start ``item`` (if not started) and as many ``upcoming`` items as the window allows; wait for ``item``."""
         with self._lock:
             self._start(item)

@@ -17,7 +17,7 @@ import pytest
 PROVIDERS = ("litellm", "inference", "transformers", "ollama")
 AGENT_TYPE_CHOICES = ("tool", "code", "both")
 DIFFICULTIES = ("easy", "medium", "hard")
-OUTPUTS = ("json", "none")
+OUTPUTS = ("json", "hub", "none")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class OptionSpec:
     metavar: str | None = None
     #: The SMOLTRACE ``smoltrace-eval`` flag this option replaces (used by the migration CLI).
     smoltrace_flag: str | None = None
+    #: ``value`` takes an argument; ``flag`` is on/off (``--smoltrace-x``); ``toggle`` adds ``--smoltrace-no-x``.
+    kind: str = "value"
 
     @property
     def flag(self) -> str:
@@ -51,6 +53,22 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise ValueError(f"must be ≥ 1, got {value}")
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false; got {text!r}")
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError(f"must be ≥ 0, got {value}")
     return value
 
 
@@ -121,7 +139,56 @@ OPTIONS: tuple[OptionSpec, ...] = (
         type=_positive_float,
         metavar="R",
     ),
-    OptionSpec("output", "where results go", "json", choices=OUTPUTS, smoltrace_flag="--output-format"),
+    OptionSpec(
+        "otlp",
+        "also export spans over OTLP (standard OTEL_EXPORTER_OTLP_* env vars, http/protobuf)",
+        False,
+        type=_bool,
+        kind="flag",
+        smoltrace_flag="--enable-otel",
+    ),
+    OptionSpec(
+        "price-input",
+        "USD per 1M input tokens, for models litellm cannot price (with --smoltrace-price-output)",
+        type=_non_negative_float,
+        metavar="USD",
+    ),
+    OptionSpec(
+        "price-output",
+        "USD per 1M output tokens, for models litellm cannot price",
+        type=_non_negative_float,
+        metavar="USD",
+    ),
+    OptionSpec(
+        "gpu-metrics",
+        "sample NVIDIA GPUs through NVML (default: on for transformers/ollama providers)",
+        type=_bool,
+        kind="toggle",
+    ),
+    OptionSpec("sample-interval", "seconds between GPU/CPU samples", 1.0, type=_positive_float, metavar="S"),
+    OptionSpec(
+        "grid-intensity",
+        "grid carbon intensity in g CO2 per kWh (IEA 2018 world average)",
+        475.0,
+        type=_positive_float,
+        metavar="G",
+    ),
+    OptionSpec("energy-price", "electricity price in USD per kWh", 0.12, type=_non_negative_float, metavar="USD"),
+    OptionSpec(
+        "output",
+        "where results go (hub: the JSON run directory, then Hugging Face Hub datasets)",
+        "json",
+        choices=OUTPUTS,
+        smoltrace_flag="--output-format",
+    ),
+    OptionSpec(
+        "private",
+        "make the Hub datasets private (the leaderboard too)",
+        False,
+        type=_bool,
+        kind="flag",
+        smoltrace_flag="--private",
+    ),
     OptionSpec(
         "output-dir", "directory for run directories", "smoltrace_results", metavar="DIR", smoltrace_flag="--output-dir"
     ),
@@ -141,11 +208,23 @@ def register(parser: pytest.Parser) -> None:
     group = parser.getgroup("smoltrace", "smoltrace: benchmark smolagents agents (tasks become test items)")
     for spec in OPTIONS:
         kwargs: dict[str, Any] = {"dest": spec.dest, "default": None, "help": _help(spec)}
-        if spec.choices:
-            kwargs["choices"] = list(spec.choices)
-        if spec.metavar:
-            kwargs["metavar"] = spec.metavar
-        group.addoption(spec.flag, **kwargs)
+        if spec.kind in ("flag", "toggle"):
+            group.addoption(spec.flag, action="store_const", const="true", **kwargs)
+            if spec.kind == "toggle":
+                group.addoption(
+                    f"--smoltrace-no-{spec.name}",
+                    action="store_const",
+                    const="false",
+                    dest=spec.dest,
+                    default=None,
+                    help=f"turn {spec.flag} off",
+                )
+        else:
+            if spec.choices:
+                kwargs["choices"] = list(spec.choices)
+            if spec.metavar:
+                kwargs["metavar"] = spec.metavar
+            group.addoption(spec.flag, **kwargs)
         parser.addini(spec.ini, f"smoltrace: {spec.help}", default="")
 
 
@@ -175,8 +254,16 @@ class Settings:
     concurrency: int | None
     retries: int
     max_rpm: float | None
+    otlp: bool
+    price_input: float | None
+    price_output: float | None
+    gpu_metrics: bool | None
+    sample_interval: float
+    grid_intensity: float
+    energy_price: float
     output: str
     output_dir: Path
+    private: bool
     run_id: str | None
     resume: str | None
 
@@ -223,6 +310,8 @@ def resolve(config: pytest.Config, overrides: dict[str, Any] | None = None) -> S
         origin = f"{spec.flag} / ini {spec.ini}" + (f" / env {spec.env}" if spec.env else "")
         values[spec.dest[len("smoltrace_") :]] = _convert(spec, raw, origin) if raw is not None else spec.default
     values.update(overrides or {})
+    if (values["price_input"] is None) != (values["price_output"] is None):
+        raise pytest.UsageError("--smoltrace-price-input and --smoltrace-price-output go together (USD per 1M tokens)")
     output_dir = Path(values["output_dir"])
     if not output_dir.is_absolute():
         output_dir = Path(config.invocation_params.dir) / output_dir

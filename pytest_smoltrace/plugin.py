@@ -14,6 +14,8 @@ from . import hooks, options
 if TYPE_CHECKING:
     from .state import SmoltraceState
 
+WORKER_SAMPLES = "smoltrace_samples"
+
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hooks)
@@ -132,16 +134,30 @@ class ActivePlugin:
             if result is not None:
                 self.state.aggregator.add(result)
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.state.runs_items(session.config):
+            self.state.start_sampler()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        self.state.samples.extend(getattr(node, "workeroutput", {}).get(WORKER_SAMPLES) or ())
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.state.run_ahead is not None:
-            self.state.run_ahead.cancel()  # runs started ahead for items that will not run (-x, Ctrl-C)
-        aggregator = self.state.aggregator
+        state = self.state
+        state.finish_process()  # cancel runs started ahead, stop sampling, flush OTLP
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[WORKER_SAMPLES] = state.samples
+            return
+        aggregator = state.aggregator
         if aggregator is None or aggregator.run_dir is None or session.config.option.collectonly:
             return
-        from .aggregate import write_outputs
+        from .aggregate import publish, write_outputs
 
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop or session.shouldfail)
-        write_outputs(self.state, aggregator, interrupted=interrupted)
+        run_dir = write_outputs(state, aggregator, interrupted=interrupted)
+        if state.settings.output == "hub" and not publish(state, run_dir) and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not self.state.is_controller or terminalreporter.config.option.collectonly:
@@ -153,3 +169,5 @@ class ActivePlugin:
         summaries = summarize(aggregator.results.values() if aggregator else (), self.state.planned)
         if summaries:
             write_summary(terminalreporter, summaries, aggregator.run_dir if aggregator else None)
+        for line in self.state.publish_lines:
+            terminalreporter.write_line(line, red=line.startswith("Publishing"))

@@ -263,15 +263,20 @@ class ItemResult:
     record: RunRecord
     verdict: Verdict
     task: dict[str, Any] = field(default_factory=dict)
+    #: The item's traces.json document (travels to the controller, which files it apart from the journal).
+    trace: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "schema_version": SCHEMA_VERSION,
             "nodeid": self.nodeid,
             "record": self.record.to_dict(),
             "verdict": self.verdict.to_dict(),
             "task": self.task,
         }
+        if self.trace is not None:
+            data["trace"] = self.trace
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ItemResult:
@@ -280,4 +285,5 @@ class ItemResult:
             record=RunRecord.from_dict(data["record"]),
             verdict=Verdict.from_dict(data["verdict"]),
             task=dict(data.get("task") or {}),
+            trace=data.get("trace"),
         )

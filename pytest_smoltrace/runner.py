@@ -7,6 +7,7 @@ timeout the item stops waiting (``stop_reason="timeout"``), interrupts the agent
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -202,7 +203,9 @@ def run_task(
         finally:
             outcome.done.set()
 
-    thread = threading.Thread(target=_target, name=f"smoltrace:{nodeid or task.id}", daemon=True)
+    # The caller's context (the item's root span) goes with the run, so the agent's spans join the item's trace.
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(_target,), name=f"smoltrace:{nodeid or task.id}", daemon=True)
     thread.start()
     finished = _wait(outcome.done, cfg.timeout_s, cancel)
     if not finished:

@@ -22,8 +22,10 @@ from .options import Settings
 if TYPE_CHECKING:
     from .aggregate import Aggregator
     from .concurrency import RunAhead
-    from .records import ItemResult, RunRecord
+    from .records import ItemResult
     from .runner import RunConfig
+    from .telemetry.cost import Price
+    from .telemetry.sampler import Sampler
     from .testing import ScriptedModelServer
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,13 @@ class SmoltraceState:
     run_ahead: RunAhead | None = None
     #: Node ids already finished in the journal of the run being resumed (these items are deselected).
     done: frozenset[str] = frozenset()
+    sampler: Sampler | None = None
+    #: Samples of every process of the run (the controller's own and those xdist workers sent back).
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    #: Lines for the terminal summary about Hub publishing.
+    publish_lines: list[str] = field(default_factory=list)
+    _price: Price | None = None
+    _price_resolved: bool = False
     _run_config: RunConfig | None = None
 
     @property
@@ -100,17 +109,62 @@ class SmoltraceState:
             return self.settings.concurrency
         return 1 if self.spec.is_local_model else DEFAULT_API_CONCURRENCY
 
-    def run_item(self, item: Any) -> RunRecord:
-        """The item's run record, starting upcoming items' runs ahead when concurrency allows."""
+    @property
+    def price(self) -> Price | None:
+        """The model's price (custom, else litellm's bundled map), or None when unknown: cost is then null."""
+        if not self._price_resolved:
+            from .telemetry.cost import price_for
+
+            s = self.settings
+            self._price = price_for(
+                self.spec.model_id, price_input_per_m=s.price_input, price_output_per_m=s.price_output
+            )
+            self._price_resolved = True
+        return self._price
+
+    @property
+    def gpu_metrics(self) -> bool:
+        """NVML sampling: the option, else on for models that run on this machine."""
+        if self.settings.gpu_metrics is not None:
+            return self.settings.gpu_metrics
+        return self.spec.is_local_model
+
+    def runs_items(self, config: pytest.Config) -> bool:
+        """Whether this process runs items (an xdist controller only dispatches them)."""
+        return not (self.is_controller and config.pluginmanager.has_plugin("dsession"))
+
+    def finish_process(self) -> None:
+        """End this process's part of the run: cancel runs started ahead, keep its samples, flush OTLP export."""
+        if self.run_ahead is not None:
+            self.run_ahead.cancel()  # runs started ahead for items that will not run (-x, Ctrl-C)
+        samples = self.stop_sampler()
+        if samples is not None:
+            self.samples.append(samples)
+        if self.settings.otlp:
+            from .telemetry import tracing
+
+            tracing.shutdown()
+
+    def start_sampler(self) -> None:
+        from .telemetry.sampler import Sampler
+
+        self.sampler = Sampler(interval_s=self.settings.sample_interval, gpu=self.gpu_metrics)
+        self.sampler.start()
+
+    def stop_sampler(self) -> dict[str, Any] | None:
+        """This process's samples as plain JSON (they travel from xdist workers to the controller)."""
+        if self.sampler is None:
+            return None
+        samples = self.sampler.stop().to_dict()
+        self.sampler = None
+        return samples
+
+    def run_item(self, item: Any) -> ItemResult:
+        """The item's result, starting upcoming items' runs ahead when concurrency allows."""
         from .concurrency import RunAhead, upcoming_items
-        from .runner import run_task
 
         if self.run_ahead is None:
-            config = self.run_config
-            self.run_ahead = RunAhead(
-                self.concurrency,
-                lambda it, cancel: run_task(it.task, it.agent_type, config, nodeid=it.nodeid, cancel=cancel),
-            )
+            self.run_ahead = RunAhead(self.concurrency, lambda it, cancel: it.execute(cancel))
         window = self.run_ahead.window
         upcoming = [i for i in upcoming_items(item, 2 * window) if type(i) is type(item)] if window > 1 else []
         return self.run_ahead.result_for(item, upcoming)

@@ -343,7 +343,7 @@ def leaderboard_row(
         evaluated, passed_prompts = total, summary.passed
         pass_at_1 = round(summary.passed / total, 4) if total else None
     costs = [r.record.cost_usd for r in mine if r.record.cost_usd is not None]
-    total_cost = round(sum(costs), 6) if costs else None
+    total_cost = float(f"{sum(costs):.10g}") if costs else None  # 10 significant digits: cents of a cent survive
     row: dict[str, Any] = {
         "run_id": ctx.run_id,
         "model": ctx.model,
@@ -377,7 +377,7 @@ def leaderboard_row(
         "total_tokens": summary.total_tokens,
         "avg_tokens_per_test": round(summary.total_tokens / total) if total else None,
         "total_cost_usd": total_cost,
-        "avg_cost_per_test_usd": round(total_cost / total, 6) if total_cost is not None and total else None,
+        "avg_cost_per_test_usd": float(f"{total_cost / total:.10g}") if total_cost is not None and total else None,
         "total_prompt_tokens": summary.prompt_tokens,
         "total_completion_tokens": summary.completion_tokens,
         "run_status": ctx.run_status,

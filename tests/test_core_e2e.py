@@ -276,9 +276,35 @@ def test_xdist_gives_the_same_verdicts_and_aggregates(bench: Any) -> None:
     keep = ("success", "tools_used", "steps", "stop_reason", "total_tokens", "checks", "response")
     by_uid = {r["test_case_uid"]: {k: r[k] for k in keep} for r in serial.rows}
     assert by_uid == {r["test_case_uid"]: {k: r[k] for k in keep} for r in parallel.rows}
-    drop = ("run_id", "timestamp", "avg_duration_ms", "total_duration_ms", "run_duration_s", "results_dataset")
-    strip = [{k: v for k, v in row.items() if k not in drop} for row in serial.read("leaderboard_row.json")]
-    assert strip == [{k: v for k, v in row.items() if k not in drop} for row in parallel.read("leaderboard_row.json")]
+    scores = (
+        "model",
+        "agent_type",
+        "provider",
+        "total_tests",
+        "successful_tests",
+        "failed_tests",
+        "errored_tests",
+        "success_rate",
+        "pass_at_1",
+        "tool_called_rate",
+        "correct_tool_rate",
+        "avg_steps",
+        "total_tokens",
+        "total_prompt_tokens",
+        "total_completion_tokens",
+        "avg_tokens_per_test",
+        "total_cost_usd",
+        "run_status",
+        "planned_tests",
+        "completed_tests",
+        "timed_out_tests",
+        "max_steps_tests",
+    )
+
+    def board(run: Any) -> list[dict[str, Any]]:
+        return [{k: row[k] for k in scores} for row in run.read("leaderboard_row.json")]
+
+    assert board(serial) == board(parallel)
     assert parallel.read("metadata.json")["run_id"] == "parallel"
     assert len((parallel.run_dir / "journal.jsonl").read_text().splitlines()) == 6
 
@@ -332,7 +358,17 @@ def test_output_files_and_terminal_summary(bench: Any) -> None:
     assert lb["tool"]["total_tokens"] == sum(r["total_tokens"] for r in run.rows if r["agent_type"] == "tool")
     assert lb["tool"]["run_status"] == "completed" and lb["tool"]["provider"] == "litellm"
     meta = run.read("metadata.json")
-    assert meta["counts"] == {"planned": 6, "completed": 6, "passed": 2, "failed": 4, "errored": 0, "num_results": 6}
+    assert meta["counts"] | {"num_metrics": 0} == {
+        "planned": 6,
+        "completed": 6,
+        "passed": 2,
+        "failed": 4,
+        "errored": 0,
+        "num_results": 6,
+        "num_traces": 6,
+        "num_metrics": 0,
+    }
+    assert meta["counts"]["num_metrics"] > 0 and meta["pricing"]["source"] == "unknown"
     assert meta["dataset"] == "tasks.json" and meta["versions"]["smolagents"]
     run.result.stdout.fnmatch_lines(
         [
@@ -520,10 +556,11 @@ def test_rate_limit_storm_is_retried_and_visible(bench: Any, server: ScriptedMod
 def test_max_rpm_is_one_limit_for_all_workers(bench: Any, server: ScriptedModelServer) -> None:
     tasks = [task(f"rpm_{i}", f"Answer directly [k-rpm-{i}]", agent_type="tool") for i in range(10)]
     scripts = {f"[k-rpm-{i}]": {"tool": [{"final_answer": "ok"}]} for i in range(10)}
-    run = bench(tasks, scripts, "-n", "2", "--smoltrace-max-rpm", "600", "--smoltrace-concurrency", "4")
+    run = bench(tasks, scripts, "-n", "2", "--smoltrace-max-rpm", "300", "--smoltrace-concurrency", "4")
     run.result.assert_outcomes(passed=10)
-    # 10 requests at ≤ 600/min are slots 0.1 s apart shared by both workers and all their threads; unlimited, 8 runs
-    # in flight would send them within a few ms. (Slots bound when a request starts; arrival jitter is allowed.)
+    # 10 requests at ≤ 300/min are slots 0.2 s apart shared by both workers and all their threads (1.8 s from first to
+    # last); unlimited, 8 runs in flight send them within a few ms. Slots bind when a request starts, so a loaded
+    # machine may delay the first arrivals: allow 0.6 s of jitter.
     arrivals = sorted(r.received_at for r in server.requests)
     assert len(arrivals) == 10
-    assert arrivals[-1] - arrivals[0] >= 0.9 - 0.1, arrivals
+    assert arrivals[-1] - arrivals[0] >= 1.8 - 0.6, arrivals

@@ -1,0 +1,92 @@
+"""Shared helpers for the benchmark scripts: task sets, scripted-server scripts, subprocess runs with peak RSS."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+WEATHER = {"tool_calls": [{"name": "get_weather", "arguments": {"location": "Paris, France"}}]}
+WEATHER_CODE = {"code": "w = get_weather(location='Paris, France')\nprint(w)"}
+
+
+def task_set(n: int) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
+    """``n`` tasks for both agent types: half use a tool (2 requests), half answer at once (1 request).
+
+    Returns (tasks, scripts, total model requests for both agent types).
+    """
+    tasks, scripts, requests = [], {}, 0
+    for i in range(n):
+        key = f"[bench-{i}]"
+        uses_tool = i % 2 == 0
+        tasks.append(
+            {
+                "id": f"b{i}",
+                "prompt": f"Benchmark task {key}",
+                "agent_type": "both",
+                **({"expected_tool": "get_weather"} if uses_tool else {}),
+                "expected_keywords": ["20"],
+            }
+        )
+        final = {"final_answer": f"20°C ({i})"}
+        scripts[key] = {
+            "tool": [WEATHER, final] if uses_tool else [final],
+            "code": [WEATHER_CODE, final] if uses_tool else [final],
+        }
+        requests += 2 * (2 if uses_tool else 1)
+    return tasks, scripts, requests
+
+
+@dataclass(frozen=True)
+class Measured:
+    wall_s: float
+    peak_rss_mib: float
+    returncode: int
+    output: str
+
+
+def run_measured(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> Measured:
+    """Run ``argv``; wall time and the peak of the summed RSS of the process tree (polled every 20 ms)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    parent = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            tree = [parent, *parent.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    output = proc.stdout.read() if proc.stdout else ""
+    return Measured(time.perf_counter() - start, peak / 2**20, proc.returncode, output)
+
+
+def pytest_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
+
+
+def write_tasks(directory: Path, tasks: list[dict[str, Any]]) -> Path:
+    path = directory / "tasks.json"
+    path.write_text(json.dumps(tasks), encoding="utf-8")
+    return path
+
+
+def session_seconds(run_dir: Path) -> float:
+    """Seconds from plugin configure to session finish, as the run's metadata.json records them."""
+    return float(json.loads((run_dir / "metadata.json").read_text())["timings"]["duration_s"])
+
+
+def machine() -> str:
+    import platform
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}"
