@@ -8,6 +8,7 @@ wrote — while the tool instance the user passed in stays untouched and reusabl
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import functools
 import itertools
@@ -19,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_smoltrace.records import ToolCall, excerpt, jsonable
 
+from .errors import ToolTimeout
+
 if TYPE_CHECKING:
     from smolagents import Tool
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ToolRecorder", "bind_arguments"]
+__all__ = ["ToolRecorder", "ToolTimeout", "bind_arguments", "call_with_timeout"]
 
 _RECORDER_ATTR = "__smoltrace_recorder__"
 _INSTANCE_FORWARD_ATTR = "__smoltrace_instance_forward__"
@@ -51,11 +54,53 @@ def _describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
-class ToolRecorder:
-    """Collects the executed calls of the tools it instrumented. Thread-safe; one recorder per item."""
+def call_with_timeout(
+    name: str, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout_s: float
+) -> Any:
+    """``function(*args, **kwargs)`` on a daemon thread; :class:`ToolTimeout` when it is not done in ``timeout_s``.
 
-    def __init__(self, result_limit: int = RESULT_LIMIT) -> None:
+    Python cannot stop a thread: a call that times out is *abandoned* and keeps running in the background until
+    it returns (its result is dropped). The thread runs in a copy of the caller's context (``contextvars``), so
+    tracing spans still nest under the caller's.
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+    context = contextvars.copy_context()
+
+    def target() -> None:
+        try:
+            box["result"] = context.run(function, *args, **kwargs)
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=target, name=f"smoltrace-tool:{name}", daemon=True)
+    thread.start()
+    if not done.wait(timeout_s):
+        logger.warning("tool %s did not finish within %g s; its thread is abandoned", name, timeout_s)
+        raise ToolTimeout(
+            f"the tool {name!r} did not finish within {timeout_s:g} s and was abandoned; try again with a smaller "
+            "request or use another tool"
+        )
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+class ToolRecorder:
+    """Collects the executed calls of the tools it instrumented. Thread-safe; one recorder per item.
+
+    With ``timeout_s`` each call runs on its own daemon thread and a call still running after ``timeout_s`` is
+    recorded with ``error="ToolTimeout: …"`` and raised to the agent (smolagents reports it to the model as a
+    tool error); the stuck thread is abandoned, not killed (see :func:`call_with_timeout`).
+    """
+
+    def __init__(self, result_limit: int = RESULT_LIMIT, timeout_s: float | None = None) -> None:
+        if timeout_s is not None and not timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s!r}")
         self._result_limit = result_limit
+        self.timeout_s = timeout_s
         self._lock = threading.Lock()
         self._order = itertools.count()
         self._calls: list[tuple[int, ToolCall]] = []
@@ -113,7 +158,10 @@ class ToolRecorder:
             started_at = time.time()
             start = time.perf_counter()
             try:
-                result = original(*args, **kwargs)
+                if self.timeout_s is None:
+                    result = original(*args, **kwargs)
+                else:
+                    result = call_with_timeout(name, original, args, kwargs, self.timeout_s)
             except BaseException as exc:
                 self._add(order, name, input_names, args, kwargs, None, _describe_error(exc), start, started_at)
                 raise
