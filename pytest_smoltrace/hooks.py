@@ -34,6 +34,31 @@ def pytest_smoltrace_tasks(config: pytest.Config) -> list[Any] | None:
 
 
 @hookspec
+def pytest_smoltrace_tools(config: pytest.Config) -> list[Any] | None:
+    """Return extra smolagents ``Tool`` instances to give every agent (besides the defaults and ``--smoltrace-tools``).
+
+    Each item gets its own recorded copy, so executed calls of your tools are judged like built-in ones.
+
+    .. code-block:: python
+
+        # conftest.py
+        from smolagents import Tool
+
+        class StockPrice(Tool):
+            name = "stock_price"
+            description = "Latest closing price of a ticker symbol, in USD."
+            inputs = {"ticker": {"type": "string", "description": "e.g. ACME"}}
+            output_type = "number"
+
+            def forward(self, ticker: str) -> float:
+                return {"ACME": 12.5}.get(ticker.upper(), 0.0)
+
+        def pytest_smoltrace_tools(config):
+            return [StockPrice()]
+    """
+
+
+@hookspec
 def pytest_smoltrace_judge(task: Task, record: RunRecord) -> Check | list[Check] | None:
     """Add checks to an item's verdict. Return a :class:`~pytest_smoltrace.records.Check`, a list of them, or None.
 

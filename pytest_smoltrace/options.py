@@ -18,6 +18,7 @@ PROVIDERS = ("litellm", "inference", "transformers", "ollama")
 AGENT_TYPE_CHOICES = ("tool", "code", "both")
 DIFFICULTIES = ("easy", "medium", "hard")
 OUTPUTS = ("json", "hub", "none")
+SEARCH_PROVIDERS = ("duckduckgo", "serper", "serpapi", "brave")
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,8 @@ class OptionSpec:
     metavar: str | None = None
     #: The SMOLTRACE ``smoltrace-eval`` flag this option replaces (used by the migration CLI).
     smoltrace_flag: str | None = None
-    #: ``value`` takes an argument; ``flag`` is on/off (``--smoltrace-x``); ``toggle`` adds ``--smoltrace-no-x``.
+    #: ``value`` takes an argument; ``flag`` is on/off (``--smoltrace-x``); ``toggle`` adds ``--smoltrace-no-x``;
+    #: ``list`` may be repeated and takes comma- or space-separated values (ini: a line or space list).
     kind: str = "value"
 
     @property
@@ -54,6 +56,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise ValueError(f"must be ≥ 1, got {value}")
     return value
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """``a,b c`` → ``("a", "b", "c")`` (each once, in order)."""
+    names: list[str] = []
+    for name in text.replace(",", " ").split():
+        if name not in names:
+            names.append(name)
+    return tuple(names)
 
 
 def _bool(text: str) -> bool:
@@ -111,6 +122,68 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "revision", "pinned dataset revision (commit sha or tag)", metavar="REV", smoltrace_flag="--dataset-revision"
     ),
     OptionSpec("difficulty", "only tasks of this difficulty", choices=DIFFICULTIES, smoltrace_flag="--difficulty"),
+    OptionSpec(
+        "tools",
+        "optional tools to enable besides the defaults (see smoltrace_tools; repeat or comma-separate)",
+        (),
+        type=_names,
+        kind="list",
+        metavar="NAME",
+        smoltrace_flag="--enable-tools",
+    ),
+    OptionSpec(
+        "search-provider",
+        "provider of google_search",
+        "duckduckgo",
+        choices=SEARCH_PROVIDERS,
+        smoltrace_flag="--search-provider",
+    ),
+    OptionSpec(
+        "working-dir",
+        "sandbox root of the file and text tools",
+        ".",
+        metavar="DIR",
+        smoltrace_flag="--working-directory",
+    ),
+    OptionSpec(
+        "tool-timeout",
+        "limit per tool call, seconds (a stuck tool becomes a tool error)",
+        30.0,
+        type=_positive_float,
+        metavar="S",
+        smoltrace_flag="--tool-timeout",
+    ),
+    OptionSpec(
+        "allow-private-network",
+        "let curl/visit_webpage reach loopback and private addresses",
+        False,
+        type=_bool,
+        kind="flag",
+    ),
+    OptionSpec(
+        "mcp-server-url",
+        "MCP server whose tools agents get ([NAME=]URL; repeatable)",
+        (),
+        type=_names,
+        kind="list",
+        metavar="URL",
+        smoltrace_flag="--mcp-server-url",
+    ),
+    OptionSpec(
+        "prompt-yml",
+        "prompt file: plain system-prompt text or smolagents template sections",
+        metavar="FILE",
+        smoltrace_flag="--prompt-yml",
+    ),
+    OptionSpec(
+        "additional-imports",
+        "extra modules the CodeAgent may import (repeat or comma-separate)",
+        (),
+        type=_names,
+        kind="list",
+        metavar="MODULE",
+        smoltrace_flag="--additional-imports",
+    ),
     OptionSpec("max-steps", "agent step budget per item", 6, type=_positive_int, metavar="N"),
     OptionSpec(
         "timeout",
@@ -208,7 +281,9 @@ def register(parser: pytest.Parser) -> None:
     group = parser.getgroup("smoltrace", "smoltrace: benchmark smolagents agents (tasks become test items)")
     for spec in OPTIONS:
         kwargs: dict[str, Any] = {"dest": spec.dest, "default": None, "help": _help(spec)}
-        if spec.kind in ("flag", "toggle"):
+        if spec.kind == "list":
+            group.addoption(spec.flag, action="append", metavar=spec.metavar, **kwargs)
+        elif spec.kind in ("flag", "toggle"):
             group.addoption(spec.flag, action="store_const", const="true", **kwargs)
             if spec.kind == "toggle":
                 group.addoption(
@@ -249,6 +324,14 @@ class Settings:
     split: str
     revision: str | None
     difficulty: str | None
+    tools: tuple[str, ...]
+    search_provider: str
+    working_dir: Path
+    tool_timeout: float
+    allow_private_network: bool
+    mcp_server_url: tuple[str, ...]
+    prompt_yml: Path | None
+    additional_imports: tuple[str, ...]
     max_steps: int
     timeout: float
     concurrency: int | None
@@ -272,15 +355,39 @@ class Settings:
         return bool(self.model)
 
     def public_dict(self) -> dict[str, Any]:
-        """Option values safe to write into output files (no credentials are options)."""
-        return {
-            f.name: (str(getattr(self, f.name)) if isinstance(getattr(self, f.name), Path) else getattr(self, f.name))
-            for f in fields(self)
-        }
+        """Option values safe to write into output files: paths as text, credentials in URLs removed."""
+        data: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, str) and f.name == "api_base":
+                value = redact_url(value)
+            elif f.name == "mcp_server_url":
+                value = [redact_url(v) for v in value]
+            data[f.name] = value
+        return data
+
+
+def redact_url(text: str) -> str:
+    """``NAME=https://user:secret@host/x?token=…`` → ``NAME=https://host/x`` (no userinfo, no query)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    name, sep, url = text.partition("=")
+    if not sep or "/" in name or ":" in name:  # no NAME= prefix: the whole text is the URL
+        name, sep, url = "", "", text
+    parts = urlsplit(url)
+    if not parts.scheme:
+        return text
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return name + sep + urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _raw_value(config: pytest.Config, spec: OptionSpec) -> str | None:
     value = config.getoption(spec.dest, None)
+    if isinstance(value, list):  # a repeated ``list`` option
+        return " ".join(value)
     if value is not None:
         return str(value)
     ini_value = config.getini(spec.ini)
@@ -312,10 +419,11 @@ def resolve(config: pytest.Config, overrides: dict[str, Any] | None = None) -> S
     values.update(overrides or {})
     if (values["price_input"] is None) != (values["price_output"] is None):
         raise pytest.UsageError("--smoltrace-price-input and --smoltrace-price-output go together (USD per 1M tokens)")
-    output_dir = Path(values["output_dir"])
-    if not output_dir.is_absolute():
-        output_dir = Path(config.invocation_params.dir) / output_dir
-    values["output_dir"] = output_dir
+    invocation_dir = Path(config.invocation_params.dir)
+    for name in ("output_dir", "working_dir", "prompt_yml"):
+        if values[name] is not None:
+            path = Path(values[name]).expanduser()
+            values[name] = path if path.is_absolute() else invocation_dir / path
     return Settings(**values)
 
 

@@ -37,7 +37,16 @@ class RunConfig:
     run_id: str
     max_steps: int = 6
     timeout_s: float = 300.0
+    #: Tools given to every agent: user tools (conftest hook) and MCP tools; each item gets recorded copies.
     extra_tools: tuple[Any, ...] = ()
+    #: ``--smoltrace-tools`` (besides the defaults and each task's ``required_tools``).
+    tool_names: tuple[str, ...] = ()
+    tool_options: dict[str, Any] = field(default_factory=dict)
+    tool_timeout_s: float | None = 30.0
+    #: Complete prompt templates per agent type (from ``--smoltrace-prompt-yml``), else smolagents' defaults.
+    prompt_templates: dict[str, Any] = field(default_factory=dict)
+    planning_interval: int | None = None
+    additional_imports: tuple[str, ...] = ()
 
 
 @dataclass
@@ -47,24 +56,34 @@ class _Outcome:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-def tool_names_for(task: Task) -> list[str]:
-    """Default tools plus the task's ``required_tools`` (each once, in order)."""
+def tool_names_for(task: Task, enabled: tuple[str, ...] = ()) -> list[str]:
+    """Default tools, ``--smoltrace-tools`` and the task's ``required_tools`` (each once, in order)."""
     from smoltrace_tools import DEFAULT_TOOL_NAMES
 
     names: list[str] = []
-    for name in (*DEFAULT_TOOL_NAMES, *task.required_tools):
+    for name in (*DEFAULT_TOOL_NAMES, *enabled, *task.required_tools):
         if name not in names:
             names.append(name)
     return names
 
 
-def build_agent(agent_type: AgentType, tools: list[Tool], model: Any, max_steps: int) -> MultiStepAgent:
+def build_agent(agent_type: AgentType, tools: list[Tool], model: Any, cfg: RunConfig) -> MultiStepAgent:
     """A fresh agent of ``agent_type`` around the shared model; never reused across items."""
     from smolagents import CodeAgent, ToolCallingAgent
 
+    common: dict[str, Any] = {
+        "tools": tools,
+        "model": model,
+        "max_steps": cfg.max_steps,
+        "verbosity_level": _QUIET,
+        "planning_interval": cfg.planning_interval,
+    }
+    templates = cfg.prompt_templates.get(agent_type)
+    if templates is not None:
+        common["prompt_templates"] = templates
     if agent_type == "tool":
-        return ToolCallingAgent(tools=tools, model=model, max_steps=max_steps, verbosity_level=_QUIET)
-    return CodeAgent(tools=tools, model=model, max_steps=max_steps, verbosity_level=_QUIET)
+        return ToolCallingAgent(**common)
+    return CodeAgent(additional_authorized_imports=list(cfg.additional_imports), **common)
 
 
 def _describe(exc: BaseException) -> str:
@@ -132,13 +151,19 @@ def _make_record(
     )
 
 
-def _build(task: Task, agent_type: AgentType, cfg: RunConfig, recorder: Any) -> MultiStepAgent:
+def _build(task: Task, agent_type: AgentType, cfg: RunConfig, recorder: Any) -> tuple[MultiStepAgent, list[Any]]:
     from smoltrace_tools import get_tools
 
     model = get_model(cfg.spec)
-    tools = recorder.instrument_all([*get_tools(tool_names_for(task)), *cfg.extra_tools])
+    raw = get_tools(
+        tool_names_for(task, cfg.tool_names),
+        timeout_s=cfg.tool_timeout_s or 30.0,
+        additional_imports=cfg.additional_imports,
+        **cfg.tool_options,
+    )
+    tools = recorder.instrument_all([*raw, *cfg.extra_tools])
     tools.append(recorder.final_answer_tool())
-    return build_agent(agent_type, tools, model, cfg.max_steps)
+    return build_agent(agent_type, tools, model, cfg), raw
 
 
 def _wait(done: threading.Event, timeout_s: float, cancel: threading.Event | None) -> bool:
@@ -162,15 +187,16 @@ def run_task(
 
     ``cancel`` (set when the session stops early) interrupts a run that has not finished.
     """
+    from smoltrace_tools import close_tools
     from smoltrace_tools.recording import ToolRecorder
 
-    recorder = ToolRecorder()
+    recorder = ToolRecorder(timeout_s=cfg.tool_timeout_s)
     with contextlib.suppress(Exception):
         get_model(cfg.spec)  # built once per process; its import/build time is not the item's (errors: below)
     started_at = time.time()
     t0 = time.perf_counter()
     try:
-        agent = _build(task, agent_type, cfg, recorder)
+        agent, raw_tools = _build(task, agent_type, cfg, recorder)
     except Exception as exc:  # agent could not even be built: an error outcome, the session goes on
         log.debug("building the agent for %s failed", nodeid, exc_info=True)
         return _make_record(
@@ -212,6 +238,8 @@ def run_task(
         agent.interrupt()  # the abandoned thread stops at its next step boundary
     duration_ms = (time.perf_counter() - t0) * 1000
 
+    if finished:
+        close_tools(raw_tools)  # processes the tools started; an abandoned run keeps its tools until it ends
     steps = _step_infos(list(agent.memory.steps))
     prompt_tokens, completion_tokens = _token_totals(outcome.result if finished else None, steps)
     stop_reason: StopReason

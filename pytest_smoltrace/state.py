@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .telemetry.cost import Price
     from .telemetry.sampler import Sampler
     from .testing import ScriptedModelServer
+    from .toolbox import Toolbox
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class SmoltraceState:
     #: Node ids already finished in the journal of the run being resumed (these items are deselected).
     done: frozenset[str] = frozenset()
     sampler: Sampler | None = None
+    toolbox: Toolbox | None = None
     #: Samples of every process of the run (the controller's own and those xdist workers sent back).
     samples: list[dict[str, Any]] = field(default_factory=list)
     #: Lines for the terminal summary about Hub publishing.
@@ -85,8 +87,19 @@ class SmoltraceState:
         if self._run_config is None:
             from .runner import RunConfig
 
+            box, settings = self.toolbox, self.settings
             self._run_config = RunConfig(
-                spec=self.spec, run_id=self.run_id, max_steps=self.settings.max_steps, timeout_s=self.settings.timeout
+                spec=self.spec,
+                run_id=self.run_id,
+                max_steps=box.max_steps if box and box.max_steps else settings.max_steps,
+                timeout_s=settings.timeout,
+                extra_tools=box.extra_tools if box else (),
+                tool_names=settings.tools,
+                tool_options=box.tool_options if box else {},
+                tool_timeout_s=settings.tool_timeout,
+                prompt_templates=box.prompt_templates if box else {},
+                planning_interval=box.planning_interval if box else None,
+                additional_imports=box.additional_imports if box else (),
             )
         return self._run_config
 
@@ -144,6 +157,8 @@ class SmoltraceState:
             from .telemetry import tracing
 
             tracing.shutdown()
+        if self.toolbox is not None:
+            self.toolbox.close()
 
     def start_sampler(self) -> None:
         from .telemetry.sampler import Sampler
@@ -239,6 +254,9 @@ def create_state(config: pytest.Config, settings: Settings) -> SmoltraceState:
             settings=settings, run_id=run_id, is_controller=True, done=frozenset(r.nodeid for r in previous)
         )
         state.aggregator = Aggregator(state.run_dir if settings.output == "json" else None, previous)
+    from .toolbox import prepare
+
+    state.toolbox = prepare(config, settings)
     state.start_scripted_server()
     return state
 

@@ -220,6 +220,33 @@ def _messages(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [m for m in messages if isinstance(m, Mapping)]
 
 
+_RETRY_MARK = "Now let's retry"
+
+
+def _turn_index(messages: list[Mapping[str, Any]]) -> int:
+    """How many model turns the conversation already holds.
+
+    Each assistant message is a turn. A ToolCallingAgent step whose tool raised leaves no assistant message, only
+    smolagents' error text ("… Now let's retry …") in a user message, so such errors count as turns too — except
+    the first error right after an assistant message, which is that turn's own error (CodeAgent code errors).
+    """
+    turns = 0
+    after_assistant = False
+    for message in messages:
+        role = message.get("role")
+        if role == "assistant":
+            turns += 1
+            after_assistant = True
+        elif role in ("user", "tool", "tool-response"):
+            text = _text_of(message.get("content"))
+            errors = text.count(_RETRY_MARK)
+            if errors and after_assistant and not text.lstrip().startswith("Observation"):
+                errors -= 1
+            turns += errors
+            after_assistant = False
+    return turns
+
+
 def _user_text(body: Mapping[str, Any]) -> str:
     return "\n".join(_text_of(m.get("content")) for m in _messages(body) if m.get("role") == "user")
 
@@ -493,7 +520,7 @@ class ScriptedModelServer:
     def _resolve(self, body: Mapping[str, Any]) -> _Reply:
         tools = body.get("tools")
         agent_type: AgentKind = "tool" if isinstance(tools, list) and tools else "code"
-        turn_index = sum(1 for m in _messages(body) if m.get("role") == "assistant")
+        turn_index = _turn_index(_messages(body))
         key, script = self._match(body)
         if script is None:
             if self.default_reply is not None:

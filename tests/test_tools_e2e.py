@@ -52,16 +52,13 @@ def add_scripts(
 ) -> None:
     """Add the script for ``agent_type``.
 
-    A ToolCallingAgent step whose tool call raised leaves no assistant message in the history (smolagents sets the
-    step's tool_calls only after every call succeeded), so the scripted server's turn index does not advance after
-    a refusal. Each ``(error text, turn index, turns)`` recovery is a script keyed by the refusal message the model
-    now sees, continuing at that turn index; later recoveries are added first so the newest error wins.
+    A ToolCallingAgent step whose tool call raised leaves no assistant message in the history, only smolagents'
+    error text; the scripted server counts that as a turn, so each ``(error text, turn index, turns)`` recovery
+    simply continues the script after the refused call (the error text documents what the model sees).
     """
     if agent_type == "tool":
-        for error_text, index, turns in reversed(recoveries):
-            filler = [{"final_answer": "unused"}] * index
-            srv.add_script(error_text, {"tool": [*filler, *turns]})
-        srv.add_script(key, {"tool": tool_turns})
+        recovery_turns = [turn for _, _, turns in recoveries for turn in turns]
+        srv.add_script(key, {"tool": [*tool_turns, *recovery_turns]})
     else:
         srv.add_script(key, {"code": code_turns})
 

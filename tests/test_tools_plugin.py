@@ -1,0 +1,112 @@
+"""Tool options through the plugin: enabled tools, required_tools, the working dir, conftest tools, prompt files."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from pytest_smoltrace.testing import ScriptedModelServer
+
+READ_TOOL = {"tool_calls": [{"name": "read_file", "arguments": {"file_path": "notes.txt"}}]}
+READ_CODE = {"code": "text = read_file(file_path='notes.txt')\nprint(text)"}
+
+
+def test_enabled_tools_work_inside_the_working_dir_for_both_agents(bench: Any, pytester: pytest.Pytester) -> None:
+    workspace = pytester.path / "ws"
+    workspace.mkdir()
+    (workspace / "notes.txt").write_text("the secret word is pelican\n")
+    tasks = [
+        {
+            "id": "read_notes",
+            "prompt": "What is the secret word? [k-read]",
+            "expected_tool": "read_file",
+            "expected_keywords": ["pelican"],
+        }
+    ]
+    scripts = {
+        "[k-read]": {"tool": [READ_TOOL, {"final_answer": "pelican"}], "code": [READ_CODE, {"final_answer": "pelican"}]}
+    }
+    run = bench(tasks, scripts, "--smoltrace-tools", "read_file,grep", "--smoltrace-working-dir", "ws")
+    run.result.assert_outcomes(passed=2)
+    for row in run.rows:
+        (call,) = [c for c in row["tool_calls"] if c["name"] == "read_file"]
+        assert "pelican" in call["result"] and call["error"] is None
+
+
+def test_required_tools_are_enabled_per_task_and_escapes_are_refused(bench: Any, pytester: pytest.Pytester) -> None:
+    (pytester.path / "outside.txt").write_text("do not read me")
+    (pytester.path / "ws").mkdir()
+    tasks = [
+        {
+            "id": "escape",
+            "prompt": "Read the file outside [k-escape]",
+            "agent_type": "tool",
+            "required_tools": ["read_file"],
+            "expected_tool": "read_file",
+        }
+    ]
+    escape = {"tool_calls": [{"name": "read_file", "arguments": {"file_path": "../outside.txt"}}]}
+    scripts = {"[k-escape]": {"tool": [escape, {"final_answer": "could not"}]}}
+    run = bench(tasks, scripts, "--smoltrace-working-dir", "ws")
+    run.result.assert_outcomes(failed=1)
+    row = run.row("escape", "tool")
+    (call,) = [c for c in row["tool_calls"] if c["name"] == "read_file"]
+    assert call["error"] and "do not read me" not in json.dumps(row)
+    assert next(c for c in row["checks"] if c["name"] == "expected_tool")["passed"] is False  # a refusal is no use
+
+
+def test_conftest_tools_and_prompt_files(bench: Any, pytester: pytest.Pytester, server: ScriptedModelServer) -> None:
+    pytester.makeconftest(
+        """
+        from smolagents import Tool
+
+        class StockPrice(Tool):
+            name = "stock_price"
+            description = "Latest closing price of a ticker symbol, in USD."
+            inputs = {"ticker": {"type": "string", "description": "e.g. ACME"}}
+            output_type = "number"
+
+            def forward(self, ticker: str) -> float:
+                return {"ACME": 12.5}.get(ticker.upper(), 0.0)
+
+        def pytest_smoltrace_tools(config):
+            return [StockPrice()]
+        """
+    )
+    (pytester.path / "prompt.yml").write_text("system_prompt: 'You are a careful analyst. Marker-4711.'\n")
+    tasks = [
+        {"id": "stock", "prompt": "Price of ACME? [k-stock]", "expected_tool": "stock_price", "expected_answer": 12.5}
+    ]
+    scripts = {
+        "[k-stock]": {
+            "tool": [
+                {"tool_calls": [{"name": "stock_price", "arguments": {"ticker": "ACME"}}]},
+                {"final_answer": "12.5"},
+            ],
+            "code": [{"code": "p = stock_price(ticker='ACME')\nprint(p)"}, {"final_answer": 12.5}],
+        }
+    }
+    run = bench(tasks, scripts, "--smoltrace-prompt-yml", "prompt.yml")
+    run.result.assert_outcomes(passed=2)
+    systems = [m for r in server.requests for m in r.body["messages"] if m["role"] == "system"]
+    assert systems and all("Marker-4711" in json.dumps(m) for m in systems)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--smoltrace-tools", "teleport"), "*--smoltrace-tools: *teleport*"),
+        (("--smoltrace-prompt-yml", "missing.yml"), "*--smoltrace-prompt-yml: *missing.yml*"),
+        (
+            ("--smoltrace-additional-imports", "no_such_module_xyz"),
+            "*--smoltrace-additional-imports: *no_such_module_xyz*",
+        ),
+        (("--smoltrace-mcp-server-url", "docs=http://127.0.0.1:9/mcp"), "*--smoltrace-mcp-server-url: *"),
+    ],
+)
+def test_bad_tool_setup_is_a_usage_error_before_any_task(bench: Any, args: tuple[str, ...], message: str) -> None:
+    run = bench([{"id": "x", "prompt": "p"}], None, *args)
+    assert run.result.ret == pytest.ExitCode.USAGE_ERROR
+    run.result.stderr.fnmatch_lines([message])
