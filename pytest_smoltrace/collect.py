@@ -112,6 +112,8 @@ class TaskItem(pytest.Item):
             )
             verdict = judge(self.task, record, extra_checks=self._user_checks(record))
             trace.add_verdict(verdict)
+        if state.budget is not None:
+            state.budget.add(record.cost_usd)
         return ItemResult(
             nodeid=self.nodeid, record=record, verdict=verdict, task=self.task.to_dict(), trace=trace.document()
         )

@@ -26,9 +26,11 @@ RunFn = Callable[[Any, threading.Event], "ItemResult"]
 class RunAhead:
     """Starts item runs ahead of pytest, at most ``window`` in flight; ``cancel()`` stops what has not finished."""
 
-    def __init__(self, window: int, run: RunFn) -> None:
+    def __init__(self, window: int, run: RunFn, may_start: Callable[[], bool] = lambda: True) -> None:
         self.window = max(1, window)
         self._run = run
+        #: Asked before starting an upcoming item's run (False: the budget is spent).
+        self._may_start = may_start
         self._futures: dict[str, Future[ItemResult]] = {}
         self._lock = threading.Lock()
         self.cancelled = threading.Event()
@@ -56,7 +58,7 @@ class RunAhead:
         with self._lock:
             self._start(item)
             for other in upcoming:
-                if self._in_flight() >= self.window:
+                if self._in_flight() >= self.window or not self._may_start():
                     break
                 self._start(other)
             future = self._futures[item.nodeid]
@@ -65,6 +67,10 @@ class RunAhead:
         finally:
             with self._lock:
                 self._futures.pop(item.nodeid, None)
+
+    def started(self, item: Any) -> bool:
+        with self._lock:
+            return item.nodeid in self._futures
 
     def cancel(self) -> None:
         self.cancelled.set()

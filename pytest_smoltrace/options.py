@@ -207,6 +207,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
         metavar="N",
     ),
     OptionSpec(
+        "max-cost",
+        "stop starting items once the run has cost this much, USD (all workers and threads together)",
+        type=_positive_float,
+        metavar="USD",
+    ),
+    OptionSpec(
         "max-rpm",
         "model requests per minute for the whole run (all workers and threads)",
         type=_positive_float,
@@ -336,6 +342,7 @@ class Settings:
     timeout: float
     concurrency: int | None
     retries: int
+    max_cost: float | None
     max_rpm: float | None
     otlp: bool
     price_input: float | None

@@ -21,6 +21,7 @@ from .options import Settings
 
 if TYPE_CHECKING:
     from .aggregate import Aggregator
+    from .budget import Budget
     from .concurrency import RunAhead
     from .records import ItemResult
     from .runner import RunConfig
@@ -56,6 +57,7 @@ class SmoltraceState:
     done: frozenset[str] = frozenset()
     sampler: Sampler | None = None
     toolbox: Toolbox | None = None
+    budget: Budget | None = None
     #: Samples of every process of the run (the controller's own and those xdist workers sent back).
     samples: list[dict[str, Any]] = field(default_factory=list)
     #: Lines for the terminal summary about Hub publishing.
@@ -179,7 +181,14 @@ class SmoltraceState:
         from .concurrency import RunAhead, upcoming_items
 
         if self.run_ahead is None:
-            self.run_ahead = RunAhead(self.concurrency, lambda it, cancel: it.execute(cancel))
+            budget = self.budget
+            self.run_ahead = RunAhead(
+                self.concurrency,
+                lambda it, cancel: it.execute(cancel),
+                may_start=(lambda: not budget.exhausted()) if budget else (lambda: True),
+            )
+        if self.budget is not None and not self.run_ahead.started(item) and self.budget.exhausted():
+            pytest.skip(self.budget.reason())
         window = self.run_ahead.window
         upcoming = [i for i in upcoming_items(item, 2 * window) if type(i) is type(item)] if window > 1 else []
         return self.run_ahead.result_for(item, upcoming)
@@ -257,6 +266,18 @@ def create_state(config: pytest.Config, settings: Settings) -> SmoltraceState:
     from .toolbox import prepare
 
     state.toolbox = prepare(config, settings)
+    if settings.max_cost is not None:
+        from .budget import Budget
+
+        if state.price is None:
+            raise pytest.UsageError(
+                f"--smoltrace-max-cost: litellm has no price for {state.spec.model_id}; give its prices with "
+                "--smoltrace-price-input and --smoltrace-price-output (USD per 1M tokens)"
+            )
+        state.budget = Budget(settings.max_cost, Path(tempfile.gettempdir()) / f"smoltrace-{state.run_id}.cost")
+        if state.is_controller:  # a new run starts from zero; a resumed one from what it had already spent
+            spent = sum(r.record.cost_usd or 0.0 for r in state.aggregator.results.values()) if state.aggregator else 0
+            state.budget.reset(spent)
     state.start_scripted_server()
     return state
 

@@ -143,3 +143,39 @@ def test_resume_of_an_unknown_run_is_a_usage_error(bench: Any) -> None:
     clash = bench(tasks, None, "--smoltrace-resume", "nope", run_id="other")
     assert clash.result.ret == pytest.ExitCode.USAGE_ERROR
     clash.result.stderr.fnmatch_lines(["*--smoltrace-resume nope and --smoltrace-run-id other disagree*"])
+
+
+def test_budget_stops_new_items_across_two_workers(bench: Any) -> None:
+    tasks, scripts = tasks_and_scripts(12)
+    # $1 per input token and per output token: every item costs a few thousand dollars
+    run = bench(
+        tasks,
+        scripts,
+        "-n",
+        "2",
+        "--smoltrace-concurrency",
+        "1",
+        "-rs",
+        "--smoltrace-price-input",
+        "1000000",
+        "--smoltrace-price-output",
+        "1000000",
+        "--smoltrace-max-cost",
+        "6000",
+    )
+    outcomes = run.result.parseoutcomes()
+    ran, skipped = outcomes.get("passed", 0), outcomes.get("skipped", 0)
+    assert ran + skipped == 12 and skipped >= 6 and 2 <= ran <= 4, outcomes
+    run.result.stdout.fnmatch_lines(["*budget reached: the run has spent $* of --smoltrace-max-cost $6000*"])
+    spent = sum(r["cost_usd"] for r in run.rows)
+    cheapest = min(r["cost_usd"] for r in run.rows)
+    assert spent >= 6000 and spent - cheapest < 6000 + 2 * cheapest  # only runs already in flight finish after
+    lb = run.read("leaderboard_row.json")[0]
+    assert lb["run_status"] == "partial" and lb["planned_tests"] == 12 and lb["completed_tests"] == ran
+
+
+def test_budget_needs_a_price(bench: Any) -> None:
+    tasks, scripts = tasks_and_scripts(1)
+    run = bench(tasks, scripts, "--smoltrace-max-cost", "1")
+    assert run.result.ret == pytest.ExitCode.USAGE_ERROR
+    run.result.stderr.fnmatch_lines(["*--smoltrace-max-cost: litellm has no price for openai/scripted*"])
