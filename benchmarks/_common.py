@@ -81,9 +81,9 @@ def write_tasks(directory: Path, tasks: list[dict[str, Any]]) -> Path:
     return path
 
 
-def session_seconds(run_dir: Path) -> float:
-    """Seconds from plugin configure to session finish, as the run's metadata.json records them."""
-    return float(json.loads((run_dir / "metadata.json").read_text())["timings"]["duration_s"])
+def session_timings(run_dir: Path) -> dict[str, Any]:
+    """The run's ``metadata.json`` timings: ``duration_s`` (configure → finish) and ``loop_s`` (the items)."""
+    return dict(json.loads((run_dir / "metadata.json").read_text())["timings"])
 
 
 def machine() -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, pytest_argv, run_measured, session_seconds, task_set, write_tasks
+from _common import machine, pytest_argv, run_measured, session_timings, task_set, write_tasks
 
 from pytest_smoltrace.testing import ScriptedModelServer
 
@@ -62,7 +62,7 @@ def main() -> int:
             if measured.returncode != 0:
                 print(measured.output[-3000:])
                 return 1
-            in_session = session_seconds(cwd / "smoltrace_results" / run_id)
+            in_session = float(session_timings(cwd / "smoltrace_results" / run_id)["loop_s"])
             ideal = requests * args.latency / (concurrency * max(workers, 1))
             print(
                 f"{label:<22} {measured.wall_s:>7.2f} {in_session:>9.2f} {ideal:>8.2f} "

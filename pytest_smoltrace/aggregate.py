@@ -157,6 +157,10 @@ def write_outputs(state: SmoltraceState, aggregator: Aggregator, *, interrupted:
             "started_at": state.started_at,
             "finished_at": finished_at,
             "duration_s": round(finished_at - state.started_at, 3),
+            # pytest's run loop only (the items), without start-up, collection and writing the output files
+            "loop_s": round(state.loop_finished_at - state.loop_started_at, 3)
+            if state.loop_started_at and state.loop_finished_at
+            else None,
         },
         "versions": {
             "python": sys.version.split()[0],

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -318,80 +317,8 @@ def _help(spec: OptionSpec) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Resolved option values for one session."""
-
-    model: str | None
-    provider: str
-    api_base: str | None
-    agent_type: str
-    dataset: str
-    split: str
-    revision: str | None
-    difficulty: str | None
-    tools: tuple[str, ...]
-    search_provider: str
-    working_dir: Path
-    tool_timeout: float
-    allow_private_network: bool
-    mcp_server_url: tuple[str, ...]
-    prompt_yml: Path | None
-    additional_imports: tuple[str, ...]
-    max_steps: int
-    timeout: float
-    concurrency: int | None
-    retries: int
-    max_cost: float | None
-    max_rpm: float | None
-    otlp: bool
-    price_input: float | None
-    price_output: float | None
-    gpu_metrics: bool | None
-    sample_interval: float
-    grid_intensity: float
-    energy_price: float
-    output: str
-    output_dir: Path
-    private: bool
-    run_id: str | None
-    resume: str | None
-
-    @property
-    def active(self) -> bool:
-        return bool(self.model)
-
-    def public_dict(self) -> dict[str, Any]:
-        """Option values safe to write into output files: paths as text, credentials in URLs removed."""
-        data: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, Path):
-                value = str(value)
-            elif isinstance(value, str) and f.name == "api_base":
-                value = redact_url(value)
-            elif f.name == "mcp_server_url":
-                value = [redact_url(v) for v in value]
-            data[f.name] = value
-        return data
-
-
-def redact_url(text: str) -> str:
-    """``NAME=https://user:secret@host/x?token=…`` → ``NAME=https://host/x`` (no userinfo, no query)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    name, sep, url = text.partition("=")
-    if not sep or "/" in name or ":" in name:  # no NAME= prefix: the whole text is the URL
-        name, sep, url = "", "", text
-    parts = urlsplit(url)
-    if not parts.scheme:
-        return text
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return name + sep + urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 def _raw_value(config: pytest.Config, spec: OptionSpec) -> str | None:
+    """The option's text from the command line, else ini, else its environment variable; None when unset."""
     value = config.getoption(spec.dest, None)
     if isinstance(value, list):  # a repeated ``list`` option
         return " ".join(value)
@@ -407,31 +334,9 @@ def _raw_value(config: pytest.Config, spec: OptionSpec) -> str | None:
     return None
 
 
-def _convert(spec: OptionSpec, raw: str, origin: str) -> Any:
-    if spec.choices and raw not in spec.choices:
-        raise pytest.UsageError(f"{origin}: expected one of {', '.join(spec.choices)}; got {raw!r}")
-    try:
-        return spec.type(raw)
-    except ValueError as exc:
-        raise pytest.UsageError(f"{origin}: {exc}") from None
-
-
-def resolve(config: pytest.Config, overrides: dict[str, Any] | None = None) -> Settings:
-    """Read every option (command line > ini > env > default) into :class:`Settings`; bad values are usage errors."""
-    values: dict[str, Any] = {}
-    for spec in OPTIONS:
-        raw = _raw_value(config, spec)
-        origin = f"{spec.flag} / ini {spec.ini}" + (f" / env {spec.env}" if spec.env else "")
-        values[spec.dest[len("smoltrace_") :]] = _convert(spec, raw, origin) if raw is not None else spec.default
-    values.update(overrides or {})
-    if (values["price_input"] is None) != (values["price_output"] is None):
-        raise pytest.UsageError("--smoltrace-price-input and --smoltrace-price-output go together (USD per 1M tokens)")
-    invocation_dir = Path(config.invocation_params.dir)
-    for name in ("output_dir", "working_dir", "prompt_yml"):
-        if values[name] is not None:
-            path = Path(values[name]).expanduser()
-            values[name] = path if path.is_absolute() else invocation_dir / path
-    return Settings(**values)
+def is_active(config: pytest.Config) -> bool:
+    """A model is configured (option, ini or ``SMOLTRACE_MODEL``): only then does the plugin do anything."""
+    return _raw_value(config, OPTIONS_BY_NAME["model"]) is not None
 
 
 def flag_names() -> Sequence[str]:

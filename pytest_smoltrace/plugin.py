@@ -1,9 +1,12 @@
-"""pytest hook wiring only. Without a model (option, ini or ``SMOLTRACE_MODEL``) nothing but the options is added
-and nothing heavy is imported; with one, :class:`ActivePlugin` is registered for the session."""
+"""pytest hook wiring only, plus the two fixtures users' tests get (their machinery is imported lazily).
+
+Without a model (option, ini or ``SMOLTRACE_MODEL``) nothing but the options is added and nothing heavy is
+imported; with one, :class:`ActivePlugin` is registered for the session."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import time
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +20,25 @@ if TYPE_CHECKING:
 WORKER_SAMPLES = "smoltrace_samples"
 
 
+@pytest.fixture
+def smoltrace_model_server() -> Iterator[Any]:
+    """A started :class:`pytest_smoltrace.testing.ScriptedModelServer` (no scripts yet: ``add_script``)."""
+    from .testing import ScriptedModelServer
+
+    with ScriptedModelServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A started local Hugging Face Hub stand-in with ``huggingface_hub``/``datasets`` pointed at it
+    (see :func:`smoltrace_export.fakehub.fake_hub`)."""
+    from smoltrace_export.fakehub import FakeHub, hub_environment
+
+    with FakeHub() as hub, hub_environment(hub, home=tmp_path_factory.mktemp("hf_home")):
+        yield hub
+
+
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hooks)
 
@@ -27,9 +49,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    settings = options.resolve(config)
-    if not settings.active:
+    if not options.is_active(config):
         return
+    from .settings import resolve
+
+    settings = resolve(config)
     from .collect import FIXED_MARKERS
     from .state import STATE_KEY, create_state
 
@@ -133,6 +157,16 @@ class ActivePlugin:
             result = result_from_report(report.nodeid, data)
             if result is not None:
                 self.state.aggregator.add(result)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, Any, Any]:
+        if self.state.runs_items(session.config):
+            self.state.warm_up()  # build the model (imports litellm) before the items, not inside the first one
+        self.state.loop_started_at = time.time()
+        try:
+            return (yield)
+        finally:
+            self.state.loop_finished_at = time.time()
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.state.runs_items(session.config):

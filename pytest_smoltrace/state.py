@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .models import ModelSpec
-from .options import Settings
+from .settings import Settings
 
 if TYPE_CHECKING:
     from .aggregate import Aggregator
@@ -49,6 +49,9 @@ class SmoltraceState:
     run_id: str
     is_controller: bool
     started_at: float = field(default_factory=time.time)
+    #: When pytest's run loop (the items) started and ended: the session time minus start-up and the output files.
+    loop_started_at: float | None = None
+    loop_finished_at: float | None = None
     scripted_server: ScriptedModelServer | None = None
     aggregator: Aggregator | None = None
     planned: dict[str, int] = field(default_factory=dict)
@@ -161,6 +164,15 @@ class SmoltraceState:
             tracing.shutdown()
         if self.toolbox is not None:
             self.toolbox.close()
+
+    def warm_up(self) -> None:
+        """Build this process's model object now; a failure is left for the items to report as their error."""
+        from .models import get_model
+
+        try:
+            get_model(self.spec)
+        except Exception:  # each item reports the same error as its own error outcome
+            log.debug("building the model failed; items will report it", exc_info=True)
 
     def start_sampler(self) -> None:
         from .telemetry.sampler import Sampler

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .options import Settings
+from .settings import Settings
 
 if TYPE_CHECKING:
     from smoltrace_tools.mcp import McpConnection

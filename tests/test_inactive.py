@@ -60,7 +60,7 @@ def test_bad_option_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
 
 
 def test_public_options_never_carry_credentials() -> None:
-    from pytest_smoltrace.options import redact_url
+    from pytest_smoltrace.settings import redact_url
 
     assert redact_url("https://user:s3cret@api.example.com/v1?key=abc") == "https://api.example.com/v1"
     assert redact_url("docs=http://tok:en@127.0.0.1:8000/mcp?token=x") == "docs=http://127.0.0.1:8000/mcp"
