@@ -8,6 +8,7 @@ Modelled on pytest's non-Python collection example (``doc/en/example/nonpython``
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import threading
 from collections.abc import Iterable
@@ -48,6 +49,21 @@ class SmoltraceRunError(Exception):
         super().__init__(result.nodeid)
 
 
+_MARKERS = pytest.StashKey[dict[str, Any]]()
+
+
+def _marker(config: pytest.Config, name: str, description: str | None = None) -> Any:
+    """The mark decorator for ``name``, made (and, for new names, registered for --strict-markers) once per session."""
+    cache = config.stash.setdefault(_MARKERS, {})
+    mark = cache.get(name)
+    if mark is None:
+        if description is not None:
+            config.addinivalue_line("markers", f"{name}: {description}")
+        mark = cache[name] = getattr(pytest.mark, name)
+    return mark
+
+
+@functools.lru_cache(maxsize=1024)
 def category_marker(category: str) -> str:
     """A marker name for a category (``multi-tool`` → ``multi_tool``), usable in ``-m`` expressions."""
     name = re.sub(r"\W+", "_", category.strip()).strip("_").lower()
@@ -62,17 +78,13 @@ class TaskItem(pytest.Item):
         super().__init__(**kwargs)
         self.task = task
         self.agent_type = agent_type
-        markers = ["smoltrace", agent_type]
+        # ``smoltrace`` and the agent type are on the parent collector (markers are inherited); here only the task's own
         if task.difficulty:
-            markers.append(task.difficulty)
+            self.add_marker(_marker(self.config, task.difficulty))
         if task.category:
-            name = category_marker(task.category)
-            self.config.addinivalue_line("markers", f"{name}: smoltrace task category {task.category!r}")
-            markers.append(name)
-        for marker in markers:
-            self.add_marker(marker)
-        if self.config.stash[STATE_KEY].spec.is_local_model:  # --dist loadgroup keeps a local model on one worker
-            self.add_marker(pytest.mark.xdist_group("smoltrace-local-model"))
+            self.add_marker(
+                _marker(self.config, category_marker(task.category), f"smoltrace task category {task.category!r}")
+            )
 
     @property
     def state(self) -> SmoltraceState:
@@ -182,6 +194,10 @@ class AgentTypeCollector(pytest.Collector):
     def __init__(self, *, pairs: list[Task], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tasks = pairs
+        for name in ("smoltrace", self.name):  # inherited by every item below (``-m smoltrace``, ``-m code``)
+            self.add_marker(_marker(self.config, name))
+        if self.config.stash[STATE_KEY].spec.is_local_model:  # --dist loadgroup keeps a local model on one worker
+            self.add_marker(pytest.mark.xdist_group("smoltrace-local-model"))
 
     def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
         agent_type: AgentType = "tool" if self.name == "tool" else "code"

@@ -160,7 +160,7 @@ class ActivePlugin:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, Any, Any]:
-        if self.state.runs_items(session.config):
+        if self.state.runs_items(session.config) and session.items and not session.config.option.collectonly:
             self.state.warm_up()  # build the model (imports litellm) before the items, not inside the first one
         self.state.loop_started_at = time.time()
         try:

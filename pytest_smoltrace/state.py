@@ -65,12 +65,18 @@ class SmoltraceState:
     samples: list[dict[str, Any]] = field(default_factory=list)
     #: Lines for the terminal summary about Hub publishing.
     publish_lines: list[str] = field(default_factory=list)
+    _spec: ModelSpec | None = None
     _price: Price | None = None
     _price_resolved: bool = False
     _run_config: RunConfig | None = None
 
     @property
     def spec(self) -> ModelSpec:
+        if self._spec is None:
+            self._spec = self._make_spec()
+        return self._spec
+
+    def _make_spec(self) -> ModelSpec:
         settings = self.settings
         assert settings.model is not None
         model_id, provider, api_base = settings.model, settings.provider, settings.api_base
@@ -277,20 +283,26 @@ def create_state(config: pytest.Config, settings: Settings) -> SmoltraceState:
         state.aggregator = Aggregator(state.run_dir if settings.output == "json" else None, previous)
     from .toolbox import prepare
 
-    state.toolbox = prepare(config, settings)
-    if settings.max_cost is not None:
-        from .budget import Budget
+    try:
+        state.start_scripted_server()  # before anything asks for the model spec
+        state.toolbox = prepare(config, settings)
+        if settings.max_cost is not None:
+            from .budget import Budget
 
-        if state.price is None:
-            raise pytest.UsageError(
-                f"--smoltrace-max-cost: litellm has no price for {state.spec.model_id}; give its prices with "
-                "--smoltrace-price-input and --smoltrace-price-output (USD per 1M tokens)"
-            )
-        state.budget = Budget(settings.max_cost, Path(tempfile.gettempdir()) / f"smoltrace-{state.run_id}.cost")
-        if state.is_controller:  # a new run starts from zero; a resumed one from what it had already spent
-            spent = sum(r.record.cost_usd or 0.0 for r in state.aggregator.results.values()) if state.aggregator else 0
-            state.budget.reset(spent)
-    state.start_scripted_server()
+            if state.price is None:
+                raise pytest.UsageError(
+                    f"--smoltrace-max-cost: litellm has no price for {state.spec.model_id}; give its prices with "
+                    "--smoltrace-price-input and --smoltrace-price-output (USD per 1M tokens)"
+                )
+            state.budget = Budget(settings.max_cost, Path(tempfile.gettempdir()) / f"smoltrace-{state.run_id}.cost")
+            if state.is_controller:  # a new run starts from zero; a resumed one from what it had already spent
+                spent = (
+                    sum(r.record.cost_usd or 0.0 for r in state.aggregator.results.values()) if state.aggregator else 0
+                )
+                state.budget.reset(spent)
+    except BaseException:  # a usage error: nothing of this session may outlive it
+        state.close()
+        raise
     return state
 
 
