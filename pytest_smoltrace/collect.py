@@ -274,7 +274,7 @@ def source_collectors(session: pytest.Session, state: SmoltraceState) -> list[py
     """Collectors for the dataset option and for conftest-defined tasks (the latter only when a hook exists)."""
     collectors: list[pytest.Collector] = []
     spec = state.settings.dataset
-    if spec and spec.lower() != "none":
+    if spec and spec.lower() != "none" and not _default_dataset_unwanted(session.config):
         collectors.append(
             TaskSourceCollector.from_parent(
                 session, name=spec, nodeid=f"smoltrace/{source_label(spec, state)}", spec=spec
@@ -283,6 +283,14 @@ def source_collectors(session: pytest.Session, state: SmoltraceState) -> list[py
     if session.config.pluginmanager.hook.pytest_smoltrace_tasks.get_hookimpls():
         collectors.append(ConftestTasksCollector.from_parent(session, name="conftest", nodeid="smoltrace/conftest"))
     return collectors
+
+
+def _default_dataset_unwanted(config: pytest.Config) -> bool:
+    """``pytest --smoltrace-model X tests/test_agents.py``: explicit paths and no dataset option → no bundled set."""
+    from .options import OPTIONS_BY_NAME, _raw_value
+
+    explicit_paths = config.args_source == pytest.Config.ArgsSource.ARGS
+    return explicit_paths and _raw_value(config, OPTIONS_BY_NAME["dataset"]) is None
 
 
 def source_label(spec: str, state: SmoltraceState) -> str:

@@ -43,6 +43,8 @@ class ModelSpec:
     max_rpm: float | None = None
     #: The file through which processes of one run share the rate limiter.
     rate_file: str | None = None
+    #: ``InferenceClientModel(provider=…)`` for the ``inference`` provider.
+    inference_provider: str | None = None
 
     @property
     def label(self) -> str:
@@ -157,7 +159,13 @@ def _inference_model(spec: ModelSpec) -> Model:
             timeout=int(spec.request_timeout),
             retry=False,
         )
-    return InferenceClientModel(model_id=spec.model_id, token=token, timeout=int(spec.request_timeout), retry=False)
+    return InferenceClientModel(
+        model_id=spec.model_id,
+        provider=spec.inference_provider,
+        token=token,
+        timeout=int(spec.request_timeout),
+        retry=False,
+    )
 
 
 def _transformers_model(spec: ModelSpec) -> Model:

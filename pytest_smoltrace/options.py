@@ -101,6 +101,12 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec("provider", "how the model is reached", "litellm", choices=PROVIDERS, smoltrace_flag="--provider"),
     OptionSpec(
+        "hf-inference-provider",
+        "inference provider for InferenceClientModel (--smoltrace-provider inference), e.g. together, nebius",
+        metavar="NAME",
+        smoltrace_flag="--hf-inference-provider",
+    ),
+    OptionSpec(
         "api-base",
         "OpenAI-compatible / Ollama base URL (local servers, proxies); a loopback URL needs no API key",
         env="SMOLTRACE_API_BASE",
@@ -223,7 +229,6 @@ OPTIONS: tuple[OptionSpec, ...] = (
         False,
         type=_bool,
         kind="flag",
-        smoltrace_flag="--enable-otel",
     ),
     OptionSpec(
         "price-input",

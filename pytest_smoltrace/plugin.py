@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from .state import SmoltraceState
 
 WORKER_SAMPLES = "smoltrace_samples"
+MODEL_MARKER = "smoltrace_model"
+MODEL_MARKER_LINE = (
+    f"{MODEL_MARKER}(model, provider='litellm', api_base=None): the model the smoltrace_run fixture uses in this test"
+)
 
 
 @pytest.fixture
@@ -39,6 +43,24 @@ def fake_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield hub
 
 
+@pytest.fixture
+def smoltrace_run_config(request: pytest.FixtureRequest) -> Any:
+    """The RunConfig ``smoltrace_run`` uses: the session's, or the test's ``@pytest.mark.smoltrace_model(...)``.
+
+    Override it in a conftest to pick a model per marker."""
+    from .fixtures import run_config_for
+
+    return run_config_for(request)
+
+
+@pytest.fixture
+def smoltrace_run(request: pytest.FixtureRequest, smoltrace_run_config: Any) -> Any:
+    """Run one agent on one prompt and judge it: ``smoltrace_run(prompt, agent_type=…, **task_fields)``."""
+    from .fixtures import SmoltraceRunner
+
+    return SmoltraceRunner(request, smoltrace_run_config)
+
+
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hooks)
 
@@ -49,6 +71,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MODEL_MARKER_LINE)  # the smoltrace_run fixture's marker, active or not
     if not options.is_active(config):
         return
     from .settings import resolve

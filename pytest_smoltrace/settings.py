@@ -20,6 +20,7 @@ class Settings:
 
     model: str | None
     provider: str
+    hf_inference_provider: str | None
     api_base: str | None
     agent_type: str
     dataset: str

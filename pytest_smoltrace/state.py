@@ -91,6 +91,7 @@ class SmoltraceState:
             retries=settings.retries,
             max_rpm=settings.max_rpm,
             rate_file=str(Path(tempfile.gettempdir()) / f"smoltrace-{self.run_id}.rate"),
+            inference_provider=settings.hf_inference_provider,
         )
 
     @property

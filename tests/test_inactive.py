@@ -65,3 +65,14 @@ def test_public_options_never_carry_credentials() -> None:
     assert redact_url("https://user:s3cret@api.example.com/v1?key=abc") == "https://api.example.com/v1"
     assert redact_url("docs=http://tok:en@127.0.0.1:8000/mcp?token=x") == "docs=http://127.0.0.1:8000/mcp"
     assert redact_url("not a url") == "not a url"
+
+
+def test_explicit_test_paths_do_not_pull_in_the_bundled_set(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_agents="def test_ok():\n    pass\n")
+    args = ("--smoltrace-model", "openai/x", "--smoltrace-api-base", "http://127.0.0.1:9/v1", "--co", "-q")
+    explicit = pytester.runpytest(*args, "test_agents.py")
+    assert [line for line in explicit.stdout.lines if "::" in line] == ["test_agents.py::test_ok"]
+    asked = pytester.runpytest(*args, "test_agents.py", "--smoltrace-dataset", "default")
+    assert any(line.startswith("smoltrace/default::") for line in asked.stdout.lines)
+    bare = pytester.runpytest(*args)
+    assert any(line.startswith("smoltrace/default::") for line in bare.stdout.lines)
