@@ -1,6 +1,7 @@
 """Throughput: N tasks × both agent types against the scripted server at a fixed latency per request.
 
-Runs, side by side in one invocation: ``-n 0`` with concurrency 1 / 8 / 16 and ``-n 2`` with concurrency 8, and
+Runs, side by side in one invocation: ``-n 0`` with concurrency 1 / 8 / 16 and ``-n 2 --dist loadscope`` (each worker
+gets whole agent-type groups, so its queue is deep enough to run ahead) with concurrency 8, and
 prints wall time, in-session time, ideal time (requests × latency ÷ concurrency), loop efficiency (ideal ÷ in-session)
 and peak RSS of the whole process tree. Usage: ``python benchmarks/throughput.py [--tasks 40] [--latency 0.2]``.
 """
@@ -56,7 +57,7 @@ def main() -> int:
                 run_id,
                 "--smoltrace-concurrency",
                 str(concurrency),
-                *(["-n", str(workers)] if workers else []),
+                *(["-n", str(workers), "--dist", "loadscope"] if workers else []),
             )
             measured = run_measured(argv, cwd)
             if measured.returncode != 0:

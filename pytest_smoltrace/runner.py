@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import threading
 import time
@@ -67,6 +68,20 @@ def tool_names_for(task: Task, enabled: tuple[str, ...] = ()) -> list[str]:
     return names
 
 
+_PACKAGED_TEMPLATES = {"tool": "toolcalling_agent.yaml", "code": "code_agent.yaml"}
+
+
+@functools.lru_cache(maxsize=2)
+def default_templates(agent_type: AgentType) -> dict[str, Any]:
+    """smolagents' packaged prompt templates, parsed once per process (smolagents re-parses the YAML per agent)."""
+    import importlib.resources
+
+    import yaml
+
+    text = importlib.resources.files("smolagents.prompts").joinpath(_PACKAGED_TEMPLATES[agent_type]).read_text()
+    return dict(yaml.safe_load(text))
+
+
 def build_agent(agent_type: AgentType, tools: list[Tool], model: Any, cfg: RunConfig) -> MultiStepAgent:
     """A fresh agent of ``agent_type`` around the shared model; never reused across items."""
     from smolagents import CodeAgent, ToolCallingAgent
@@ -78,9 +93,7 @@ def build_agent(agent_type: AgentType, tools: list[Tool], model: Any, cfg: RunCo
         "verbosity_level": _QUIET,
         "planning_interval": cfg.planning_interval,
     }
-    templates = cfg.prompt_templates.get(agent_type)
-    if templates is not None:
-        common["prompt_templates"] = templates
+    common["prompt_templates"] = cfg.prompt_templates.get(agent_type) or default_templates(agent_type)
     if agent_type == "tool":
         return ToolCallingAgent(**common)
     return CodeAgent(additional_authorized_imports=list(cfg.additional_imports), **common)
