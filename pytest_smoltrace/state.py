@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .aggregate import Aggregator
     from .budget import Budget
     from .concurrency import RunAhead
+    from .localmodel import LocalServer
     from .records import ItemResult
     from .runner import RunConfig
     from .telemetry.cost import Price
@@ -53,6 +54,11 @@ class SmoltraceState:
     loop_started_at: float | None = None
     loop_finished_at: float | None = None
     scripted_server: ScriptedModelServer | None = None
+    #: ``--smoltrace-model local``: the server this process started (controller only) …
+    local_server: LocalServer | None = None
+    #: … and what every process reaches it by (workers get both from the controller).
+    local_api_base: str | None = None
+    local_label: str | None = None
     aggregator: Aggregator | None = None
     planned: dict[str, int] = field(default_factory=dict)
     run_ahead: RunAhead | None = None
@@ -83,6 +89,8 @@ class SmoltraceState:
         if settings.model == SCRIPTED_MODEL:
             assert self.scripted_server is not None
             model_id, provider, api_base = "openai/scripted", "litellm", self.scripted_server.base_url
+        elif _is_local(settings.model):
+            model_id, provider, api_base = self.local_label or settings.model, "local", self.local_api_base
         return ModelSpec(
             model_id,
             provider,
@@ -126,6 +134,8 @@ class SmoltraceState:
         """What an xdist worker must agree on with the controller: the run id and the items already done."""
         workerinput[WORKER_RUN_ID] = self.run_id
         workerinput[WORKER_DONE] = sorted(self.done)
+        if self.local_api_base:
+            workerinput[WORKER_LOCAL] = [self.local_api_base, self.local_label]
 
     @property
     def concurrency(self) -> int:
@@ -229,6 +239,22 @@ class SmoltraceState:
         self.scripted_server.start()
         log.info("scripted model server on %s", self.scripted_server.base_url)
 
+    def start_local_model(self, config: pytest.Config) -> None:
+        """``--smoltrace-model local``: start the local model's server once per run (the controller's), or reuse
+        the one at ``--smoltrace-api-base``. Not for ``--collect-only``. A failure is a usage error."""
+        settings = self.settings
+        if not _is_local(settings.model) or self.local_api_base or config.option.collectonly:
+            return
+        from .localmodel import LocalModelError, start_local_server
+
+        assert settings.model is not None
+        try:
+            server = start_local_server(settings.model, api_base=settings.api_base)
+        except LocalModelError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        self.local_server, self.local_api_base, self.local_label = server, server.base_url, server.label
+        self._spec = self._run_config = None  # the spec now names the server
+
     def close(self) -> None:
         if self.run_ahead is not None:
             self.run_ahead.cancel()
@@ -237,11 +263,21 @@ class SmoltraceState:
         if self.scripted_server is not None:
             self.scripted_server.stop()
             self.scripted_server = None
+        if self.local_server is not None:
+            self.local_server.stop()
+            self.local_server = None
 
 
 STATE_KEY = pytest.StashKey[SmoltraceState]()
 WORKER_RUN_ID = "smoltrace_run_id"
 WORKER_DONE = "smoltrace_done"
+WORKER_LOCAL = "smoltrace_local_model"  # [base URL, reported model id] of the local model's server
+
+
+def _is_local(model: str | None) -> bool:
+    from .localmodel import is_local
+
+    return is_local(model)
 
 
 def _resumed(settings: Settings) -> tuple[str, list[ItemResult]]:
@@ -270,6 +306,7 @@ def create_state(config: pytest.Config, settings: Settings) -> SmoltraceState:
             is_controller=False,
             done=frozenset(workerinput.get(WORKER_DONE, ())),
         )
+        state.local_api_base, state.local_label = workerinput.get(WORKER_LOCAL) or (None, None)
     else:
         from .aggregate import Aggregator
 
@@ -286,6 +323,7 @@ def create_state(config: pytest.Config, settings: Settings) -> SmoltraceState:
 
     try:
         state.start_scripted_server()  # before anything asks for the model spec
+        state.start_local_model(config)  # likewise
         state.toolbox = prepare(config, settings)
         if settings.max_cost is not None:
             from .budget import Budget
