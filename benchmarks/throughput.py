@@ -38,9 +38,7 @@ def main() -> int:
         f"{args.tasks} tasks × 2 agent types = {2 * args.tasks} runs, {requests} requests, "
         f"{args.latency * 1000:.0f} ms per request\n"
     )
-    print(
-        f"{'configuration':<22} {'wall s':>7} {'session s':>9} {'ideal s':>8} {'efficiency':>10} {'peak RSS MiB':>13}"
-    )
+    print(f"{'configuration':<22} {'wall s':>7} {'loop s':>9} {'ideal s':>8} {'efficiency':>10} {'peak RSS MiB':>13}")
     with ScriptedModelServer(scripts, latency_s=args.latency) as server, tempfile.TemporaryDirectory() as tmp:
         cwd = Path(tmp)
         write_tasks(cwd, tasks)
@@ -63,15 +61,15 @@ def main() -> int:
             if measured.returncode != 0:
                 print(measured.output[-3000:])
                 return 1
-            in_session = float(session_timings(cwd / "smoltrace_results" / run_id)["loop_s"])
+            loop = float(session_timings(cwd / "smoltrace_results" / run_id)["loop_s"])
             ideal = requests * args.latency / (concurrency * max(workers, 1))
             print(
-                f"{label:<22} {measured.wall_s:>7.2f} {in_session:>9.2f} {ideal:>8.2f} "
-                f"{ideal / in_session:>10.2f} {measured.peak_rss_mib:>13.0f}"
+                f"{label:<22} {measured.wall_s:>7.2f} {loop:>9.2f} {ideal:>8.2f} "
+                f"{ideal / loop:>10.2f} {measured.peak_rss_mib:>13.0f}"
             )
     print(
-        "\nwall = whole command (interpreter start, imports, collection, run, exit); session = the plugin's "
-        "configure → session finish; efficiency = ideal ÷ session."
+        "\nwall = whole command (interpreter start, imports, collection, run, exit); loop = pytest's run loop "
+        "(the items; for -n 2 it includes the workers' start-up and litellm import); efficiency = ideal ÷ loop."
     )
     return 0
 

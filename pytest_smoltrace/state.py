@@ -318,7 +318,7 @@ def create_state(config: pytest.Config, settings: Settings) -> SmoltraceState:
         state = SmoltraceState(
             settings=settings, run_id=run_id, is_controller=True, done=frozenset(r.nodeid for r in previous)
         )
-        state.aggregator = Aggregator(state.run_dir if settings.output == "json" else None, previous)
+        state.aggregator = Aggregator(state.run_dir if settings.output in ("json", "hub") else None, previous)
     from .toolbox import prepare
 
     try:

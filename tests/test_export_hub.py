@@ -214,3 +214,32 @@ def test_no_token_is_a_clear_error(fake_hub: FakeHub, tmp_path: Path, monkeypatc
         publish_run_dir(run_dir)
     assert f"smoltrace-publish {run_dir}" in str(info.value) and not fake_hub.requests
     assert not (run_dir / "published.json").exists()
+
+
+def test_output_hub_publishes_after_the_json_copy(bench: Any, fake_hub: FakeHub) -> None:
+    """``--smoltrace-output hub``: the run directory first, then four Hub datasets, private leaderboard included."""
+    from test_core_e2e import CHECKS_SCRIPTS, CHECKS_TASKS
+
+    run = bench(CHECKS_TASKS, CHECKS_SCRIPTS, "--smoltrace-output", "hub", "--smoltrace-private")
+    run.result.assert_outcomes(passed=2, failed=4)
+    assert run.result.ret == pytest.ExitCode.TESTS_FAILED  # the items' verdicts, not the publishing
+    assert (run.run_dir / "results.json").exists() and (run.run_dir / "published.json").exists()
+    repos = set(fake_hub.repos.ids())
+    kinds = {
+        name.split("/")[1].split("-")[1]
+        for name in repos
+        if "-results-" in name or "-traces-" in name or "-metrics-" in name
+    }
+    assert kinds == {"results", "traces", "metrics"} and "tester/smoltrace-leaderboard" in repos
+    assert all(fake_hub.repos.private(r) for r in repos)
+    run.result.stdout.fnmatch_lines(["published: *smoltrace-leaderboard*"])
+
+
+def test_output_hub_failure_keeps_the_run_and_fails_the_session(bench: Any, fake_hub: FakeHub) -> None:
+    tasks = [{"id": "fine", "prompt": "Answer directly [k-hub-fail]", "agent_type": "tool"}]
+    fake_hub.fail_next(1000, status=500, path=r"/commit/")
+    run = bench(tasks, {"[k-hub-fail]": {"tool": [{"final_answer": "ok"}]}}, "--smoltrace-output", "hub")
+    run.result.assert_outcomes(passed=1)
+    assert run.result.ret == pytest.ExitCode.TESTS_FAILED  # every item passed, but publishing failed
+    assert len(run.rows) == 1  # the local copy is intact
+    run.result.stdout.fnmatch_lines([f"*Publishing the run directory {run.run_dir} *smoltrace-publish {run.run_dir}*"])
