@@ -179,3 +179,26 @@ def test_budget_needs_a_price(bench: Any) -> None:
     run = bench(tasks, scripts, "--smoltrace-max-cost", "1")
     assert run.result.ret == pytest.ExitCode.USAGE_ERROR
     run.result.stderr.fnmatch_lines(["*--smoltrace-max-cost: litellm has no price for openai/scripted*"])
+
+
+def test_kill_9_of_the_controller_loses_no_finished_item(
+    pytester: pytest.Pytester, server: ScriptedModelServer
+) -> None:
+    tasks, scripts = tasks_and_scripts(6, delay=0.4)
+    for key, script in scripts.items():
+        server.add_script(key, script)
+    (pytester.path / "tasks.json").write_text(json.dumps(tasks))
+    run_dir = pytester.path / "smoltrace_results" / "killed"
+    proc = _run_pytest(pytester.path, server, "--smoltrace-run-id", "killed", "--smoltrace-concurrency", "1")
+    deadline = time.monotonic() + 60
+    while len(journal_nodeids(run_dir)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: no sessionfinish, no results.json — only the journal
+    proc.communicate(timeout=30)
+    done = journal_nodeids(run_dir)
+    assert len(done) >= 2 and not (run_dir / "results.json").exists()
+    resumed = _run_pytest(pytester.path, server, "--smoltrace-resume", "killed")
+    output, _ = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, output
+    rows = json.loads((run_dir / "results.json").read_text())
+    assert sorted(r["task_id"] for r in rows) == [f"t{i}" for i in range(6)] and all(r["success"] for r in rows)
