@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ def task_set(n: int) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
                 "id": f"b{i}",
                 "prompt": f"Benchmark task {key}",
                 "agent_type": "both",
+                "difficulty": "easy",  # SMOLTRACE requires it
                 **({"expected_tool": "get_weather"} if uses_tool else {}),
                 "expected_keywords": ["20"],
             }
@@ -53,22 +55,26 @@ class Measured:
 
 
 def run_measured(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> Measured:
-    """Run ``argv``; wall time and the peak of the summed RSS of the process tree (polled every 20 ms)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    parent = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            tree = [parent, *parent.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.02)
-    output = proc.stdout.read() if proc.stdout else ""
-    return Measured(time.perf_counter() - start, peak / 2**20, proc.returncode, output)
+    """Run ``argv``; wall time and the peak of the summed RSS of the process tree (polled every 20 ms).
+
+    Output goes to a temporary file, not a pipe: a chatty command would otherwise block on a full pipe.
+    """
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
+        parent = psutil.Process(proc.pid)
+        peak = 0
+        while proc.poll() is None:
+            try:
+                tree = [parent, *parent.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        output = out.read()
+    return Measured(wall, peak / 2**20, proc.returncode, output)
 
 
 def pytest_argv(*args: str) -> list[str]:
