@@ -93,19 +93,26 @@ def _run_pytest(cwd: Path, server: ScriptedModelServer, *args: str) -> subproces
     return subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_sigint_keeps_the_journal_and_resume_completes_the_run(
-    pytester: pytest.Pytester, server: ScriptedModelServer
-) -> None:
-    tasks, scripts = tasks_and_scripts(8, delay=0.4)
+def start_run_and_wait(
+    pytester: pytest.Pytester, server: ScriptedModelServer, n_tasks: int, run_id: str, journaled: int
+) -> tuple[subprocess.Popen[str], Path]:
+    """Start a slow run in a subprocess and return once ``journaled`` items are in its journal."""
+    tasks, scripts = tasks_and_scripts(n_tasks, delay=0.4)
     for key, script in scripts.items():
         server.add_script(key, script)
     (pytester.path / "tasks.json").write_text(json.dumps(tasks))
-    run_dir = pytester.path / "smoltrace_results" / "interrupted"
-
-    proc = _run_pytest(pytester.path, server, "--smoltrace-run-id", "interrupted", "--smoltrace-concurrency", "1")
+    run_dir = pytester.path / "smoltrace_results" / run_id
+    proc = _run_pytest(pytester.path, server, "--smoltrace-run-id", run_id, "--smoltrace-concurrency", "1")
     deadline = time.monotonic() + 60
-    while len(journal_nodeids(run_dir)) < 3 and time.monotonic() < deadline and proc.poll() is None:
+    while len(journal_nodeids(run_dir)) < journaled and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    return proc, run_dir
+
+
+def test_sigint_keeps_the_journal_and_resume_completes_the_run(
+    pytester: pytest.Pytester, server: ScriptedModelServer
+) -> None:
+    proc, run_dir = start_run_and_wait(pytester, server, 8, "interrupted", journaled=3)
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
@@ -184,15 +191,7 @@ def test_budget_needs_a_price(bench: Any) -> None:
 def test_kill_9_of_the_controller_loses_no_finished_item(
     pytester: pytest.Pytester, server: ScriptedModelServer
 ) -> None:
-    tasks, scripts = tasks_and_scripts(6, delay=0.4)
-    for key, script in scripts.items():
-        server.add_script(key, script)
-    (pytester.path / "tasks.json").write_text(json.dumps(tasks))
-    run_dir = pytester.path / "smoltrace_results" / "killed"
-    proc = _run_pytest(pytester.path, server, "--smoltrace-run-id", "killed", "--smoltrace-concurrency", "1")
-    deadline = time.monotonic() + 60
-    while len(journal_nodeids(run_dir)) < 2 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    proc, run_dir = start_run_and_wait(pytester, server, 6, "killed", journaled=2)
     proc.kill()  # SIGKILL: no sessionfinish, no results.json — only the journal
     proc.communicate(timeout=30)
     done = journal_nodeids(run_dir)
