@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextvars
 import email.utils
-import fcntl
 import functools
 import logging
 import random
@@ -23,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .shared import update_shared
 
 log = logging.getLogger(__name__)
 
@@ -123,24 +124,17 @@ class RateLimiter:
             raise ValueError("max rpm must be > 0")
         self.interval_s = 60.0 / rpm
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
 
     def acquire(self) -> float:
         """Reserve the next slot and sleep until it; returns the seconds waited."""
-        with open(self.path, "a+", encoding="ascii") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                handle.seek(0)
-                text = handle.read().strip()
-                now = time.time()
-                slot = max(now, float(text) if text else 0.0)
-                handle.seek(0)
-                handle.truncate()
-                handle.write(repr(slot + self.interval_s))
-                handle.flush()
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-        wait = slot - now
+        seen: list[float] = []
+
+        def reserve(next_free: float) -> float:
+            seen.append(time.time())  # read under the lock, as the slot is
+            return max(seen[0], next_free) + self.interval_s
+
+        _, following = update_shared(self.path, reserve)
+        wait = following - self.interval_s - seen[0]
         if wait > 0:
             time.sleep(wait)
         return max(wait, 0.0)
