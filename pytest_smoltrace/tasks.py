@@ -6,9 +6,13 @@ naming the source, the row number, the field and the rule that was broken.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
+import os
+import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -152,6 +156,102 @@ TASK_FILE_SUFFIXES: tuple[str, ...] = (".json", ".jsonl")
 SCRIPT_SUFFIX = ".script.json"
 _DATA_PACKAGE = "pytest_smoltrace"
 _DATA_DIR = "data"
+#: Deepest nesting of lists and objects allowed inside one field of a row (a task needs two or three levels; the
+#: limit keeps every later step — journal, traces, Hub rows — far from Python's recursion limit).
+MAX_NESTING = 100
+
+
+class _TooManyDigits:
+    """What the task-file parser gives for an integer literal longer than Python's int-string limit.
+
+    ``json.loads`` would raise a bare ``ValueError`` for the whole file; the stand-in lets the row check name the row
+    and the field instead.
+    """
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"<an integer of {self.digits} digits>"
+
+
+def _parse_int(text: str) -> int | _TooManyDigits:
+    try:
+        return int(text)
+    except ValueError:  # beyond sys.get_int_max_str_digits()
+        return _TooManyDigits(len(text.lstrip("-")))
+
+
+def _loads(text: str) -> object:
+    """``json.loads`` for task files: over-long integers become :class:`_TooManyDigits` (reported per row)."""
+    return json.loads(text, parse_int=_parse_int)
+
+
+#: A JSON string (escapes included) or a bracket: enough to measure nesting without parsing.
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _too_deep(text: str, *, first_line: int = 1) -> str:
+    """The rule for a document the parser gave up on (``RecursionError``): where nesting first passes the limit."""
+    depth = 0
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                line = first_line + text.count("\n", 0, match.start())
+                column = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+                return (
+                    f"invalid JSON: nesting is too deep (lists and objects inside one another more than {MAX_NESTING} "
+                    f"levels, from line {line}, column {column}); a task row needs only a few levels"
+                )
+        elif token in "]}":
+            depth -= 1
+    return "invalid JSON: nesting is too deep for the JSON parser; a task row needs only a few levels"
+
+
+_LOG2_10 = math.log2(10)
+
+
+def _number_problem(value: object, where: str) -> str | None:
+    """Why a value inside a row cannot be kept (it would not survive the journal or the Hub), or ``None``.
+
+    ``where`` (`` at metadata.x`` or empty) says where the value is inside its field.
+    """
+    fix = "write it as a string if it is an identifier"
+    if isinstance(value, _TooManyDigits):
+        limit = sys.get_int_max_str_digits()
+        return f"an integer of {value.digits} digits{where} is beyond Python's limit of {limit} digits; {fix}"
+    if isinstance(value, float) and not math.isfinite(value):
+        shown = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return (
+            f"numbers must be finite; got {shown}{where} (NaN and Infinity are not JSON, and a number beyond "
+            "±1.8e308 becomes Infinity): use null, or write the value as a string"
+        )
+    if isinstance(value, int) and not isinstance(value, bool):
+        limit = sys.get_int_max_str_digits()
+        if limit and value.bit_length() > limit * _LOG2_10:  # more than `limit` decimal digits
+            digits = int(value.bit_length() / _LOG2_10) + 1
+            return f"an integer of about {digits} digits{where} is beyond Python's limit of {limit} digits; {fix}"
+    return None
+
+
+def _render_path(field_name: str, path: list[str | int]) -> str:
+    """``metadata.scores[2]`` for the value at ``path`` inside ``field_name`` (long paths elided)."""
+    parts = [field_name]
+    shown = path if len(path) <= 8 else [*path[:6], "…", *path[-1:]]
+    for step in shown:
+        if isinstance(step, int):
+            parts.append(f"[{step}]")
+        elif step == "…":
+            parts.append("…")
+        elif step.isidentifier():
+            parts.append(f".{step}")
+        else:
+            parts.append(f"[{json.dumps(step, ensure_ascii=False)}]")
+    return "".join(parts)
 
 
 def _got(value: object) -> str:
@@ -167,6 +267,8 @@ def _got(value: object) -> str:
         return f"{value} (an integer)"
     if isinstance(value, float):
         return f"{value!r} (a number with a decimal point)"
+    if isinstance(value, _TooManyDigits):
+        return f"an integer of {value.digits} digits"
     if isinstance(value, (list, tuple)):
         kind = "a list"
     elif isinstance(value, Mapping):
@@ -312,6 +414,34 @@ class _RowChecker:
             return value
         self.fail("expected_answer", f"{rule}; got {_got(value)}")
 
+    def values(self, data: Mapping[str, Any]) -> None:
+        """Every value of every field must survive JSON: finite numbers, integers Python can print, bounded nesting.
+
+        Walks without recursion (a row may be nested thousands of levels deep); the first problem in document order
+        is reported, with its path inside the field.
+        """
+        for field_name, value in data.items():
+            stack: list[tuple[object, list[str | int]]] = [(value, [])]
+            while stack:
+                current, path = stack.pop()
+                problem = _number_problem(current, f" at {_render_path(field_name, path)}" if path else "")
+                if problem is not None:
+                    self.fail(field_name, problem)
+                children: list[tuple[str | int, object]]
+                if isinstance(current, Mapping):
+                    children = [(str(key), item) for key, item in current.items()]
+                elif isinstance(current, (list, tuple)):
+                    children = list(enumerate(current))
+                else:
+                    continue
+                if children and len(path) >= MAX_NESTING:
+                    self.fail(
+                        field_name,
+                        f"nesting is too deep: lists and objects inside one another more than {MAX_NESTING} levels "
+                        f"(at {_render_path(field_name, path)}); a task row needs only a few levels",
+                    )
+                stack.extend((item, [*path, step]) for step, item in reversed(children))
+
     def metadata(self, data: Mapping[str, Any]) -> dict[str, Any]:
         metadata: dict[str, Any] = {}
         own = data.get("metadata")
@@ -335,6 +465,7 @@ def validate_row(row: object, *, source: str, row_number: int) -> Task:
     if not isinstance(row, Mapping):
         check.fail(None, f'must be a JSON object with at least "id" and "prompt"; got {_got(row)}')
     data: dict[str, Any] = {str(key): value for key, value in row.items()}
+    check.values(data)
     task_id = check.id(data.get("id"))
     prompt = check.prompt(data.get("prompt"))
     agent_type = check.choice("agent_type", data.get("agent_type"), TASK_AGENT_TYPES, "both")
@@ -497,17 +628,54 @@ def _parse_text(text: str, *, suffix: str, split: str, label: str) -> tuple[Task
             if not line.strip():
                 continue
             try:
-                numbered.append((line_number, json.loads(line)))
+                numbered.append((line_number, _loads(line)))
             except json.JSONDecodeError as exc:
                 raise TaskError(label, line_number, None, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+            except RecursionError:
+                raise TaskError(label, line_number, None, _too_deep(line, first_line=line_number)) from None
         return _validate_rows(numbered, source=label)
     try:
-        payload = json.loads(text)
+        payload = _loads(text)
     except json.JSONDecodeError as exc:
         raise TaskError(
             label, None, None, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
+    except RecursionError:
+        raise TaskError(label, None, None, _too_deep(text)) from None
     return _validate_rows(_rows_from_payload(payload, split=split, label=label), source=label)
+
+
+def _not_found(path: Path, missing: str) -> str:
+    """Why ``path`` cannot be opened although it was asked for: ``missing`` (e.g. "file not found"), or the real cause.
+
+    ``Path.exists()`` is ``False`` for a symbolic-link loop and for a dangling link as well as for a missing path;
+    ``os.stat`` tells them apart.
+    """
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"cannot resolve {path}: a symbolic link loop (too many levels of symbolic links)"
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return f"cannot access {path}: permission denied"
+        if exc.errno == errno.ENOTDIR:
+            return f"{missing}: {path} (a part of the path is a file, not a directory)"
+        if os.path.islink(path):
+            try:
+                target = os.readlink(path)
+            except OSError:
+                target = "?"
+            return f"{missing}: {path} (a symbolic link to {target!r}, which does not exist)"
+    return f"{missing}: {path}"
+
+
+def _unresolvable(path: Path) -> bool:
+    """True when something is at ``path`` (or along it) but it cannot be followed: a link loop or a dangling link."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP or os.path.islink(path)
+    return False
 
 
 def load_file(path: Path, *, split: str, label: str) -> tuple[Task, ...]:
@@ -522,10 +690,12 @@ def load_file(path: Path, *, split: str, label: str) -> tuple[Task, ...]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise TaskError(label, None, None, f"file not found: {path}") from None
+        raise TaskError(label, None, None, _not_found(path, "file not found")) from None
     except UnicodeDecodeError as exc:
         raise TaskError(label, None, None, f"file is not UTF-8 text: {exc}") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise TaskError(label, None, None, _not_found(path, "file not found")) from None
         raise TaskError(label, None, None, f"cannot read {path}: {type(exc).__name__}: {exc}") from None
     tasks = _parse_text(text, suffix=suffix, split=split, label=label)
     logger.debug("loaded %d tasks from %s", len(tasks), path)
@@ -617,7 +787,7 @@ def load_source(
     label = spec.replace("\\", "/")
     if spec.lower().endswith(TASK_FILE_SUFFIXES) and not resolved.is_dir():
         if not resolved.exists():
-            raise TaskError(label, None, None, f"file not found: {resolved}")
+            raise TaskError(label, None, None, _not_found(resolved, "file not found"))
         if revision:
             logger.warning("revision %r ignored for local task file %s", revision, resolved)
         tasks = load_file(resolved, split=split, label=label)
@@ -630,8 +800,8 @@ def load_source(
             f"task files must end in .json or .jsonl; got {resolved.name!r} "
             "(other formats load from a dataset directory)",
         )
-    if _looks_like_path(spec) and not resolved.exists():
-        raise TaskError(label, None, None, f"no such file or directory: {resolved}")
+    if (_looks_like_path(spec) and not resolved.exists()) or _unresolvable(resolved):
+        raise TaskError(label, None, None, _not_found(resolved, "no such file or directory"))
     target = str(resolved) if resolved.is_dir() else spec
     return _load_hub(spec, target=target, split=split, revision=revision, resolved=resolved)
 
