@@ -6,16 +6,18 @@ Runs only where ``not hasattr(config, "workerinput")`` (the xdist controller, or
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from .journal import TRACE_JOURNAL, Journal, read_jsonl
+from .journal import TRACE_JOURNAL, Journal
 from .records import SCHEMA_VERSION, ItemResult
 from .state import SmoltraceState
 from .summary import AgentSummary, summarize
@@ -46,12 +48,30 @@ class Aggregator:
         if self._journal is not None:
             self._journal.append(result)
 
-    def trace_documents(self) -> list[dict[str, Any]]:
-        """The latest trace document of each item that has a result, in result order."""
+    def trace_lines(self) -> Iterator[str]:
+        """The JSON text of the latest trace document of each item that has a result, in result order.
+
+        Streamed from ``traces.jsonl``: one pass notes each node's latest line offset (the node ids are all that is
+        held), a second reads those lines back, so memory does not grow with the size of the traces."""
         if self.run_dir is None:
-            return []
-        latest = {doc.get("nodeid"): doc for doc in read_jsonl(self.run_dir / TRACE_JOURNAL)}
-        return [latest[nodeid] for nodeid in self.results if nodeid in latest]
+            return
+        path = self.run_dir / TRACE_JOURNAL
+        if self._traces is not None:
+            self._traces.close()  # flushed and closed: what it wrote is all on disk
+        latest: dict[str, int] = {}
+        if not path.exists():
+            return
+        with open(path, "rb") as handle:
+            offset = 0
+            for line in handle:
+                nodeid = _trace_nodeid(line)
+                if nodeid is not None:
+                    latest[nodeid] = offset
+                offset += len(line)
+            for nodeid in self.results:
+                if nodeid in latest:
+                    handle.seek(latest[nodeid])
+                    yield handle.readline().decode("utf-8")
 
     def close(self) -> None:
         for journal in (self._journal, self._traces):
@@ -60,6 +80,18 @@ class Aggregator:
 
     def summaries(self, planned: dict[str, int]) -> list[AgentSummary]:
         return summarize(self.results.values(), planned)
+
+
+def _trace_nodeid(line: bytes) -> str | None:
+    """The node id of one complete ``traces.jsonl`` line (``None``: blank, cut short by a kill, or not a document)."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        if line.strip():
+            log.warning("%s: a line cut short is ignored", TRACE_JOURNAL)
+        return None
+    nodeid = data.get("nodeid") if isinstance(data, dict) else None
+    return nodeid if isinstance(nodeid, str) else None
 
 
 def _version(dist: str) -> str | None:
@@ -187,7 +219,7 @@ def write_outputs(state: SmoltraceState, aggregator: Aggregator, *, interrupted:
             for s in summaries
         ],
         metadata=meta,
-        traces=aggregator.trace_documents(),
+        traces=aggregator.trace_lines(),
         metrics=metrics,
     )
     return run_dir

@@ -74,7 +74,7 @@ OWN_FLAGS: tuple[OwnFlag, ...] = (
     OwnFlag(
         "--enable-otel",
         None,
-        "(nothing; --smoltrace-otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set)",
+        "(nothing; --smoltrace-otlp when OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT is set)",
         "traces are always recorded (traces.json); they are also exported over OTLP when an endpoint is configured",
     ),
     OwnFlag(
@@ -343,7 +343,9 @@ def parse(argv: Sequence[str]) -> Invocation:
     args = _option_args(ns)
     if ns.own_parallel_workers is not None and ns.own_parallel_workers > 1:
         args += ["-n", str(ns.own_parallel_workers), "--dist", "loadscope"]
-    if ns.own_enable_otel and os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    if ns.own_enable_otel and (
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    ):
         args.append(OPTIONS_BY_NAME["otlp"].flag)
     if ns.own_quiet:
         args.append("-q")

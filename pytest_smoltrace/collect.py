@@ -114,13 +114,15 @@ class TaskItem(pytest.Item):
             run_id=state.run_id,
             task=self.task.to_dict(),
         )
-        with tracing.item_trace(self.task.id, attributes, model=spec.model_id, price=state.price) as trace:
+        name = f"{self.agent_type} {self.task.id}"
+        with tracing.item_trace(name, attributes, model=spec.model_id, price=state.price) as trace:
             record = run_task(self.task, self.agent_type, state.run_config, nodeid=self.nodeid, cancel=cancel)
+            trace.set_output(record.response if record.response is not None else record.error)
             record = dataclasses.replace(
                 record,
                 trace_id=trace.trace_id,
                 span_id=trace.span_id,
-                cost_usd=cost.cost_usd(state.price, record.prompt_tokens, record.completion_tokens),
+                cost_usd=cost.record_cost_usd(state.price, record),
             )
             verdict = judge(self.task, record, extra_checks=self._user_checks(record))
             trace.add_verdict(verdict)
@@ -147,6 +149,13 @@ class TaskItem(pytest.Item):
         if isinstance(excinfo.value, (SmoltraceFailure, SmoltraceRunError)):
             return failure_text(excinfo.value.result)
         return super().repr_failure(excinfo)
+
+    def _repr_failure_py(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        # pytest renders a *setup* error through this method, not repr_failure: an agent error is shown as its
+        # check table too, and no Python source is parsed for a traceback nobody needs (see astguard)
+        if isinstance(excinfo.value, (SmoltraceFailure, SmoltraceRunError)):
+            return failure_text(excinfo.value.result)
+        return super()._repr_failure_py(excinfo, style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"smoltrace {self.agent_type} agent: task {self.task.id}"

@@ -253,7 +253,7 @@ class SmoltraceRunner:
 def _cost(session_config: pytest.Config, cfg: RunConfig, record: RunRecord) -> float | None:
     """The run's cost: the session's price for the session's model (custom prices included), else litellm's."""
     from .state import get_state
-    from .telemetry.cost import cost_usd, price_for
+    from .telemetry.cost import price_for, record_cost_usd
 
     state = get_state(session_config)
     try:
@@ -263,7 +263,7 @@ def _cost(session_config: pytest.Config, cfg: RunConfig, record: RunRecord) -> f
             price = price_for(cfg.spec.model_id)
     except Exception:  # pricing is best effort: a model nobody can price has no cost
         return None
-    return cost_usd(price, record.prompt_tokens, record.completion_tokens)
+    return record_cost_usd(price, record)
 
 
 @pytest.fixture

@@ -101,8 +101,16 @@ def _api_key_for(spec: ModelSpec, env_names: tuple[str, ...]) -> str | None:
 
 
 def build_model(spec: ModelSpec) -> Model:
-    """Build the smolagents model for ``spec``; raises :class:`ModelConfigError` for unusable settings."""
+    """Build the smolagents model for ``spec``; raises :class:`ModelConfigError` for unusable settings.
+
+    Tracing is installed first, in every process that builds a model: OpenInference patches the model classes,
+    and the retry wrapper below keeps the bound ``generate`` it finds, so a model built before the patch would
+    never produce a model-call span. The usage probe reads cached and reasoning tokens from each response.
+    """
     from .retry import RateLimiter, RetryPolicy, install
+    from .telemetry import tracing, usage
+
+    tracing.install()
 
     builder = _BUILDERS.get(spec.provider)
     if builder is None:
@@ -110,7 +118,7 @@ def build_model(spec: ModelSpec) -> Model:
             f"--smoltrace-provider: unknown provider {spec.provider!r}; expected one of {', '.join(_BUILDERS)}"
         )
     limiter = RateLimiter(spec.max_rpm, Path(spec.rate_file)) if spec.max_rpm and spec.rate_file else None
-    return install(builder(spec), RetryPolicy(retries=spec.retries), limiter)
+    return install(usage.probe(builder(spec)), RetryPolicy(retries=spec.retries), limiter)
 
 
 def _litellm_model(spec: ModelSpec) -> Model:

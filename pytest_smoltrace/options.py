@@ -227,7 +227,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "otlp",
-        "also export spans over OTLP (standard OTEL_EXPORTER_OTLP_* env vars, http/protobuf)",
+        "also export spans over OTLP (standard OTEL_EXPORTER_OTLP_* env vars; http/protobuf or grpc)",
         False,
         type=_bool,
         kind="flag",

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .state import SmoltraceState
 
 WORKER_SAMPLES = "smoltrace_samples"
+WORKER_OTLP = "smoltrace_otlp_reports"
 MODEL_MARKER = "smoltrace_model"
 MODEL_MARKER_LINE = (
     f"{MODEL_MARKER}(model, provider='litellm', api_base=None): the model the smoltrace_run fixture uses in this test"
@@ -198,6 +199,7 @@ class ActivePlugin:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         self.state.samples.extend(getattr(node, "workeroutput", {}).get(WORKER_SAMPLES) or ())
+        self.state.otlp_reports.extend(getattr(node, "workeroutput", {}).get(WORKER_OTLP) or ())
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         state = self.state
@@ -205,6 +207,7 @@ class ActivePlugin:
         workeroutput = getattr(session.config, "workeroutput", None)
         if workeroutput is not None:
             workeroutput[WORKER_SAMPLES] = state.samples
+            workeroutput[WORKER_OTLP] = state.otlp_reports
             return
         aggregator = state.aggregator
         if aggregator is None or aggregator.run_dir is None or session.config.option.collectonly:
@@ -228,3 +231,7 @@ class ActivePlugin:
             write_summary(terminalreporter, summaries, aggregator.run_dir if aggregator else None)
         for line in self.state.publish_lines:
             terminalreporter.write_line(line, red=line.startswith("Publishing"))
+        if self.state.otlp_reports:
+            from .report import write_otlp_line
+
+            write_otlp_line(terminalreporter, self.state.otlp_reports)

@@ -138,6 +138,12 @@ class RunRecord:
     nodeid: str = ""
     #: Model-call retries during this run: ``{"attempt", "reason", "wait_s"}`` each.
     retries: tuple[dict[str, Any], ...] = ()
+    #: Prompt tokens served from the provider's prompt cache (part of ``prompt_tokens``); ``None``: not reported.
+    cached_input_tokens: int | None = None
+    #: Prompt tokens written to the provider's prompt cache (Anthropic; part of ``prompt_tokens``).
+    cache_creation_input_tokens: int | None = None
+    #: Completion tokens spent on hidden reasoning (part of ``completion_tokens``, never added to it).
+    reasoning_tokens: int | None = None
 
     @property
     def total_tokens(self) -> int | None:
@@ -189,6 +195,9 @@ class RunRecord:
             repeat=int(data.get("repeat", 0)),
             nodeid=str(data.get("nodeid", "")),
             retries=tuple(dict(r) for r in data.get("retries") or ()),
+            cached_input_tokens=data.get("cached_input_tokens"),
+            cache_creation_input_tokens=data.get("cache_creation_input_tokens"),
+            reasoning_tokens=data.get("reasoning_tokens"),
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,5 +51,25 @@ def write_summary(tr: pytest.TerminalReporter, summaries: list[AgentSummary], ru
         ]
         if extras:
             tr.write_line(f"       {', '.join(extras)}")
+        details = [
+            f"{n} {label}"
+            for n, label in (
+                (s.cached_input_tokens, f"of {s.prompt_tokens} prompt tokens cached"),
+                (s.cache_creation_input_tokens, "written to the prompt cache"),
+                (s.reasoning_tokens, f"of {s.completion_tokens} completion tokens reasoning"),
+            )
+            if n is not None
+        ]
+        if details:
+            tr.write_line(f"       tokens: {', '.join(details)}")
     if run_dir is not None:
         tr.write_line(f"results: {run_dir}")
+
+
+def write_otlp_line(tr: pytest.TerminalReporter, reports: list[dict[str, Any]]) -> None:
+    """One red line when spans could not be exported over OTLP (the reports of every process, merged)."""
+    from .telemetry.otlp import OtlpReport, merge_reports, summary_line
+
+    line = summary_line(merge_reports(OtlpReport.from_dict(r) for r in reports))
+    if line is not None:
+        tr.write_line(line, red=True)

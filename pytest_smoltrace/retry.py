@@ -3,7 +3,8 @@
 :func:`install` wraps a model's ``generate`` (an instance attribute, so the class-level instrumentation still
 runs underneath). A 429 (honouring ``Retry-After``), a 408/5xx or a connection error is retried up to
 ``retries`` times with exponential backoff and jitter; anything else (400, 401, a bad request) is raised at once.
-Each retry is appended to the current item's :class:`RetryLog` so it lands in the record.
+Each retry is appended to the current item's :class:`RetryLog` so it lands in the record, and is a
+``smoltrace.model.retry`` event on the span around the call (each failed attempt is its own ERROR ``chat`` span).
 
 :class:`RateLimiter` spaces model requests ``60/rpm`` seconds apart across every thread *and* every xdist worker
 of a run: the next free slot lives in a small file guarded by ``fcntl.flock``.
@@ -145,6 +146,26 @@ def _reason(exc: BaseException) -> str:
     return f"HTTP {status}" if status is not None else type(exc).__name__
 
 
+#: The span event a retry adds to the span around the model call (the agent step): the failed attempt itself is
+#: its own ``chat`` span with status ERROR, so every attempt is visible in the trace.
+RETRY_EVENT = "smoltrace.model.retry"
+
+
+def _trace_retry(event: RetryEvent) -> None:
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.add_event(
+            RETRY_EVENT,
+            {
+                "smoltrace.retry.attempt": event.attempt,
+                "error.type": event.reason,
+                "smoltrace.retry.wait_s": event.wait_s,
+            },
+        )
+
+
 def install(
     model: Any, policy: RetryPolicy, limiter: RateLimiter | None = None, sleep: Callable[[float], None] = time.sleep
 ) -> Any:
@@ -172,6 +193,7 @@ def install(
                 if retry_log is not None:
                     retry_log.events.append(event)
                 log.info("model call failed (%s); retry %d/%d in %.2f s", event.reason, attempt, policy.retries, wait)
+                _trace_retry(event)
                 sleep(wait)
 
     model.generate = generate

@@ -15,9 +15,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import astguard
 from .models import ModelSpec, get_model
 from .records import AgentType, RunRecord, StepInfo, StepKind, StopReason, excerpt
 from .retry import CURRENT_LOG, RetryLog
+from .telemetry.usage import CURRENT_USAGE, UsageLog
 
 if TYPE_CHECKING:
     from smolagents import MultiStepAgent, Tool
@@ -203,6 +205,7 @@ def run_task(
     from smoltrace_tools import close_tools
     from smoltrace_tools.recording import ToolRecorder
 
+    astguard.install()  # agent threads parse code while pytest's main thread may render a traceback
     recorder = ToolRecorder(timeout_s=cfg.tool_timeout_s)
     with contextlib.suppress(Exception):
         get_model(cfg.spec)  # built once per process; its import/build time is not the item's (errors: below)
@@ -232,9 +235,11 @@ def run_task(
 
     outcome = _Outcome()
     retry_log = RetryLog()
+    usage_log = UsageLog()
 
     def _target() -> None:
         CURRENT_LOG.set(retry_log)  # this thread's context: the model wrapper logs this item's retries here
+        CURRENT_USAGE.set(usage_log)  # … and the usage probe each call's cached and reasoning tokens
         try:
             outcome.result = agent.run(task.prompt, return_full_result=True)
         except BaseException as exc:  # everything the agent raises is reported, not re-raised
@@ -287,4 +292,7 @@ def run_task(
         error=error,
         error_type=error_type,
         retries=tuple(e.to_dict() for e in retry_log.events),
+        cached_input_tokens=usage_log.total("cache_read"),
+        cache_creation_input_tokens=usage_log.total("cache_creation"),
+        reasoning_tokens=usage_log.total("reasoning"),
     )

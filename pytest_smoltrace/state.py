@@ -71,6 +71,8 @@ class SmoltraceState:
     samples: list[dict[str, Any]] = field(default_factory=list)
     #: Lines for the terminal summary about Hub publishing.
     publish_lines: list[str] = field(default_factory=list)
+    #: OTLP export reports (``OtlpReport.to_dict()``) of every process that exported (this one's, xdist workers').
+    otlp_reports: list[dict[str, Any]] = field(default_factory=list)
     _spec: ModelSpec | None = None
     _price: Price | None = None
     _price_resolved: bool = False
@@ -179,6 +181,9 @@ class SmoltraceState:
             from .telemetry import tracing
 
             tracing.shutdown()
+            report = tracing.otlp_report(clear=True)  # read after the final flush
+            if report is not None:
+                self.otlp_reports.append(report.to_dict())
         if self.toolbox is not None:
             self.toolbox.close()
 
@@ -325,6 +330,13 @@ def create_state(config: pytest.Config, settings: Settings) -> SmoltraceState:
         state.start_scripted_server()  # before anything asks for the model spec
         state.start_local_model(config)  # likewise
         state.toolbox = prepare(config, settings)
+        if settings.otlp:  # a wrong OTEL_EXPORTER_OTLP_* setting is a usage error, not an error in every item
+            from .telemetry.otlp import OtlpConfigError, check_config
+
+            try:
+                check_config()
+            except OtlpConfigError as exc:
+                raise pytest.UsageError(f"--smoltrace-otlp: {exc}") from None
         if settings.max_cost is not None:
             from .budget import Budget
 

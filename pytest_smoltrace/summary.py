@@ -26,6 +26,11 @@ class AgentSummary:
     completion_tokens: int
     total_duration_ms: float
     planned: int
+    #: Σ of the items' cache reads / cache writes / reasoning tokens (parts of the prompt and completion tokens);
+    #: ``None`` when no item's provider reported them.
+    cached_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
 
     @property
     def success_rate(self) -> float:
@@ -94,6 +99,15 @@ def summarize(results: Iterable[ItemResult], planned: dict[str, int] | None = No
                 completion_tokens=sum(r.record.completion_tokens or 0 for r in mine),
                 total_duration_ms=sum(r.record.duration_ms for r in mine),
                 planned=planned.get(agent_type, len(mine)),
+                cached_input_tokens=_known_sum(r.record.cached_input_tokens for r in mine),
+                cache_creation_input_tokens=_known_sum(r.record.cache_creation_input_tokens for r in mine),
+                reasoning_tokens=_known_sum(r.record.reasoning_tokens for r in mine),
             )
         )
     return summaries
+
+
+def _known_sum(values: Iterable[int | None]) -> int | None:
+    """Σ of the known values; ``None`` when none is known (unknown is not 0)."""
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None

@@ -31,7 +31,11 @@ Turns
     ``{"tool_calls": [{"name": ..., "arguments": {...}}, ...]}``, ``{"final_answer": value}``,
     ``{"code": "...", "thought": "..."}``, ``{"content": "text"}`` and
     ``{"status": 500, "body": {...}, "times": N, "retry_after": s, "then": {turn}}``. Any turn may add
-    ``"delay": seconds`` and ``"usage": {"prompt_tokens": P, "completion_tokens": C}``.
+    ``"delay": seconds`` and ``"usage": {"prompt_tokens": P, "completion_tokens": C}``, with optionally
+    ``"cached_tokens"`` (sent as ``prompt_tokens_details.cached_tokens``), ``"cache_creation_tokens"`` (sent as
+    Anthropic's ``cache_creation_input_tokens``) and ``"reasoning_tokens"`` (``completion_tokens_details``); the
+    server's ``usage_details`` gives them to every reply that does not set them (each capped at the prompt or
+    completion count). :meth:`ScriptedModelServer.usage_for` sums them too.
 
 The module is also a pytest plugin providing the ``smoltrace_model_server`` fixture, and a command line tool:
 ``python -m pytest_smoltrace.testing --scripts scripts.json --port 8000``.
@@ -82,6 +86,11 @@ _TURN_KEYS = frozenset(
     | {"delay", "usage"}
 )
 _SCRIPT_KEYS = frozenset({"tool", "code", "turns", "summary"})
+
+
+#: Usage detail keys a turn (or the server's ``usage_details``) may set: cache reads, cache writes, reasoning tokens.
+USAGE_DETAIL_KEYS = frozenset({"cached_tokens", "cache_creation_tokens", "reasoning_tokens"})
+USAGE_KEYS = frozenset({"prompt_tokens", "completion_tokens"}) | USAGE_DETAIL_KEYS
 
 
 @dataclass(frozen=True)
@@ -162,10 +171,10 @@ def _validate_turn(turn: Any, where: str) -> None:
     usage = turn.get("usage")
     if usage is not None and (
         not isinstance(usage, Mapping)
-        or not set(usage) <= {"prompt_tokens", "completion_tokens"}
+        or not set(usage) <= USAGE_KEYS
         or not all(isinstance(v, int) and v >= 0 for v in usage.values())
     ):
-        raise ValueError(f"{where}: 'usage' must be {{'prompt_tokens': int, 'completion_tokens': int}}")
+        raise ValueError(f"{where}: 'usage' must map some of {sorted(USAGE_KEYS)} to non-negative ints")
     delay = turn.get("delay", 0)
     if not isinstance(delay, (int, float)) or delay < 0:
         raise ValueError(f"{where}: 'delay' must be a non-negative number")
@@ -391,9 +400,16 @@ class ScriptedModelServer:
         default_reply: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        usage_details: Mapping[str, int] | None = None,
     ) -> None:
         if latency_s < 0:
             raise ValueError("latency_s must be >= 0")
+        if usage_details is not None and (
+            not set(usage_details) <= USAGE_DETAIL_KEYS
+            or not all(isinstance(v, int) and v >= 0 for v in usage_details.values())
+        ):
+            raise ValueError(f"usage_details must map some of {sorted(USAGE_DETAIL_KEYS)} to non-negative ints")
+        self.usage_details = dict(usage_details or {})
         self.latency_s = float(latency_s)
         self.default_reply = default_reply
         self.host = host
@@ -481,7 +497,8 @@ class ScriptedModelServer:
     def usage_for(self, key: str | None = None, agent_type: str | None = None) -> dict[str, int]:
         """Token usage summed over the successful (200) responses, optionally filtered by key and agent type.
 
-        Returns ``{"prompt_tokens", "completion_tokens", "total_tokens", "requests"}``.
+        Returns ``{"prompt_tokens", "completion_tokens", "total_tokens", "requests"}`` plus each usage detail key
+        (``cached_tokens``, …) that some response carried.
         """
         totals = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "requests": 0}
         for entry in self.requests:
@@ -494,6 +511,9 @@ class ScriptedModelServer:
             totals["prompt_tokens"] += entry.usage["prompt_tokens"]
             totals["completion_tokens"] += entry.usage["completion_tokens"]
             totals["total_tokens"] += entry.usage["total_tokens"]
+            for detail in USAGE_DETAIL_KEYS:
+                if detail in entry.usage:
+                    totals[detail] = totals.get(detail, 0) + entry.usage[detail]
             totals["requests"] += 1
         return totals
 
@@ -581,7 +601,21 @@ class ScriptedModelServer:
         if completion is None:
             text = (reply.content or "") + "".join(json.dumps(args) for _, _, args in reply.tool_calls)
             completion = max(1, len(text) // 4)
-        return {"prompt_tokens": int(prompt), "completion_tokens": int(completion), "total_tokens": prompt + completion}
+        usage = {
+            "prompt_tokens": int(prompt),
+            "completion_tokens": int(completion),
+            "total_tokens": prompt + completion,
+        }
+        for key in sorted(USAGE_DETAIL_KEYS):
+            value = override.get(key, self.usage_details.get(key))
+            if value is not None:
+                limit = usage["completion_tokens"] if key == "reasoning_tokens" else usage["prompt_tokens"]
+                usage[key] = min(int(value), limit)
+        if "cached_tokens" in usage and "cache_creation_tokens" in usage:
+            usage["cache_creation_tokens"] = min(
+                usage["cache_creation_tokens"], usage["prompt_tokens"] - usage["cached_tokens"]
+            )
+        return usage
 
     def _handle(self, handler: _Handler, path: str, flavor: _Flavor, body: dict[str, Any]) -> None:
         received_at = time.time()
@@ -667,8 +701,20 @@ def _openai_completion(n: int, model: str, reply: _Reply, usage: dict[str, int])
         "created": int(time.time()),
         "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": _finish_reason(reply)}],
-        "usage": usage,
+        "usage": _openai_usage(usage),
     }
+
+
+def _openai_usage(usage: dict[str, int]) -> dict[str, Any]:
+    """OpenAI's usage object: details nested as OpenAI sends them, cache writes as Anthropic (via litellm) does."""
+    out: dict[str, Any] = {k: usage[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    if "cached_tokens" in usage:
+        out["prompt_tokens_details"] = {"cached_tokens": usage["cached_tokens"]}
+    if "cache_creation_tokens" in usage:
+        out["cache_creation_input_tokens"] = usage["cache_creation_tokens"]
+    if "reasoning_tokens" in usage:
+        out["completion_tokens_details"] = {"reasoning_tokens": usage["reasoning_tokens"]}
+    return out
 
 
 def _openai_stream(n: int, model: str, reply: _Reply, usage: dict[str, int]) -> bytes:
@@ -684,7 +730,7 @@ def _openai_stream(n: int, model: str, reply: _Reply, usage: dict[str, int]) -> 
     chunks = [
         {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
         {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": _finish_reason(reply)}]},
-        {**base, "choices": [], "usage": usage},
+        {**base, "choices": [], "usage": _openai_usage(usage)},
     ]
     return "".join(f"data: {json.dumps(c)}\n\n" for c in chunks).encode() + b"data: [DONE]\n\n"
 

@@ -3,8 +3,8 @@
 Files (``journal.jsonl`` is the aggregator's, appended as items finish):
 
 - ``results.json`` — list of results rows (``rows.RESULTS_SCHEMA``).
-- ``traces.json`` — list of trace documents, one per traced item. Always written: ``[]`` when nothing was
-  traced (the telemetry module is not built yet, or tracing found no spans).
+- ``traces.json`` — list of trace documents, one per traced item, one document per line (streamed from the
+  trace journal). Always written: ``[]`` when nothing was traced.
 - ``metrics.json`` — ``{schema_version, run_id, status, series, aggregates}``. Always written; until the
   telemetry module measures anything it is :func:`unavailable_metrics` (``status: "unavailable"`` with the
   reason, no figures) — an explicit statement rather than a missing file or made-up zeros.
@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,32 @@ def write_json(path: Path, data: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json_array(path: Path, items: Iterable[Mapping[str, Any] | str]) -> int:
+    """Stream a JSON array to ``path`` atomically, one element per line; returns the number of elements.
+
+    An element is a mapping (serialised here) or a string that already holds one JSON value (written as it is, so
+    a JSON-lines journal can become a JSON array without being parsed or held in memory).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    count = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("[")
+            for item in items:
+                text = item.strip() if isinstance(item, str) else json.dumps(item, ensure_ascii=False, default=str)
+                handle.write(("," if count else "") + "\n" + text)
+                count += 1
+            handle.write("\n]\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count
 
 
 def write_run_files(run_dir: Path, files: dict[str, Any]) -> list[Path]:
@@ -83,31 +109,33 @@ def write_run_outputs(
     results: Sequence[Mapping[str, Any]],
     leaderboard: Sequence[Mapping[str, Any]],
     metadata: Mapping[str, Any],
-    traces: Sequence[Mapping[str, Any]] | None = None,
+    traces: Iterable[Mapping[str, Any] | str] | None = None,
     metrics: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write the five JSON files of a run directory; ``metadata.json`` last, with real counts.
 
-    ``traces=None`` writes ``[]``; ``metrics=None`` writes :func:`unavailable_metrics`. Returns name → path.
+    ``traces`` is streamed (:func:`write_json_array`: documents, or their JSON text), so a large run's traces are
+    never held in memory; ``None`` writes ``[]``. ``metrics=None`` writes :func:`unavailable_metrics`.
+    Returns name → path.
     """
     run_id = str(metadata.get("run_id") or run_dir.name)
-    trace_docs = list(traces or [])
+    num_traces = write_json_array(run_dir / TRACES, traces or ())
     metrics_doc = dict(metrics) if metrics is not None else unavailable_metrics(run_id)
     counts = {
         **dict(metadata.get("counts") or {}),
         "num_results": len(results),
-        "num_traces": len(trace_docs),
+        "num_traces": num_traces,
         "num_metrics": metric_figure_count(metrics_doc),
     }
     meta = {
         **dict(metadata),
         "counts": counts,
         "files": [RESULTS, TRACES, METRICS, LEADERBOARD, METADATA],
-        "traces_status": "recorded" if trace_docs else "none",
+        "traces_status": "recorded" if num_traces else "none",
         "metrics_status": str(metrics_doc.get("status") or ("recorded" if counts["num_metrics"] else "none")),
     }
     written = {
-        TRACES: write_json(run_dir / TRACES, trace_docs),
+        TRACES: run_dir / TRACES,
         METRICS: write_json(run_dir / METRICS, metrics_doc),
         RESULTS: write_json(run_dir / RESULTS, list(results)),
         LEADERBOARD: write_json(run_dir / LEADERBOARD, list(leaderboard)),

@@ -100,6 +100,9 @@ def test_flag_mapping(argv: list[str], expected: list[str]) -> None:
 def test_enable_otel_exports_only_to_a_configured_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
     assert "--smoltrace-otlp" not in cli.translate(["--model", "m", "--enable-otel"])
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:4318/v1/traces")
+    assert "--smoltrace-otlp" in cli.translate(["--model", "m", "--enable-otel"])  # the signal-specific one counts
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
     assert "--smoltrace-otlp" in cli.translate(["--model", "m", "--enable-otel"])
 
@@ -207,7 +210,7 @@ def test_help_lists_the_mapping(capsys: pytest.CaptureFixture[str]) -> None:
     for expected in (
         "--dataset-name NAME_OR_PATH --smoltrace-dataset NAME_OR_PATH",
         "--task-timeout S --smoltrace-timeout S",
-        "--enable-otel (nothing; --smoltrace-otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set)",
+        "--enable-otel (nothing; --smoltrace-otlp when OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT is set)",
         "--parallel-workers N -n N --dist loadscope",
         "--api-base URL --smoltrace-api-base URL",
     ):

@@ -29,7 +29,15 @@ def test_litellm_price_with_provider_prefix() -> None:
     for model_id in ("gpt-4o-mini", "openai/gpt-4o-mini"):
         price = price_for(model_id)
         assert price is not None
-        assert price == Price(entry["input_cost_per_token"], entry["output_cost_per_token"], "litellm", "gpt-4o-mini")
+        assert price == Price(
+            entry["input_cost_per_token"],
+            entry["output_cost_per_token"],
+            "litellm",
+            "gpt-4o-mini",
+            entry["cache_read_input_token_cost"],
+            entry.get("cache_creation_input_token_cost"),
+        )
+        assert price.cache_read_per_token is not None and price.cache_read_per_token < price.input_per_token
     assert price_for("openai/gpt-4o-mini") is price_for("openai/gpt-4o-mini")  # cached
 
 
@@ -110,3 +118,16 @@ def test_genai_otel_price_table_agrees_with_litellm() -> None:
         "gpt-4o-mini", {"prompt_tokens": 1000, "completion_tokens": 100}, "chat"
     )
     assert ours == pytest.approx(theirs, rel=1e-9)
+
+
+def test_cached_prompt_tokens_are_priced_apart_and_reasoning_tokens_once() -> None:
+    """1000 prompt tokens of which 600 cache reads and 100 cache writes, 50 completion tokens of which 20 reasoning."""
+    price = Price(2e-6, 8e-6, "custom", "m", cache_read_per_token=0.5e-6, cache_creation_per_token=2.5e-6)
+    cost = cost_usd(price, 1000, 50, cache_read=600, cache_creation=100)
+    assert cost == pytest.approx(300 * 2e-6 + 600 * 0.5e-6 + 100 * 2.5e-6 + 50 * 8e-6)
+    # reasoning tokens are part of the completion: no argument, never added again
+    assert cost_usd(price, 1000, 50) == pytest.approx(1000 * 2e-6 + 50 * 8e-6)
+    # a price without cache prices prices cached tokens as input; counts beyond the prompt are clamped
+    plain = Price(2e-6, 8e-6, "custom", "m")
+    assert cost_usd(plain, 1000, 50, cache_read=600) == pytest.approx(1000 * 2e-6 + 50 * 8e-6)
+    assert cost_usd(price, 100, 0, cache_read=500) == pytest.approx(100 * 0.5e-6)

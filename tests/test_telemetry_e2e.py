@@ -1,4 +1,7 @@
-"""Telemetry through the plugin: traces.json, span trees, verdict events, cost, metrics.json, OTLP export."""
+"""Telemetry through the plugin: traces.json, span trees, verdict events, cost, metrics.json, OTLP export.
+
+Every run here starts a fresh interpreter (``subprocess=True``): in-process pytester runs share the process's
+instrumentation with earlier tests, which once hid that no model-call span was produced at all."""
 
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ def by_id(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_traces_json_holds_one_correct_tree_per_item(bench: Any, server: ScriptedModelServer) -> None:
-    run = bench(TASKS, SCRIPTS)
+    run = bench(TASKS, SCRIPTS, subprocess=True)
     run.result.assert_outcomes(passed=2)
     docs = {d["nodeid"]: d for d in run.read("traces.json")}
     assert set(docs) == {"smoltrace/tasks.json::tool::traced", "smoltrace/tasks.json::code::traced"}
@@ -57,6 +60,11 @@ def test_traces_json_holds_one_correct_tree_per_item(bench: Any, server: Scripte
         root = spans[doc["root_span_id"]]
         assert root["parent_span_id"] is None and root["attributes"]["test.case.name"] == row["test_case_uid"]
         assert root["attributes"]["smoltrace.agent.type"] == row["agent_type"]
+        # what a backend lists: the agent type and task in the name, the prompt in, the answer out, status OK
+        assert root["name"] == f"{row['agent_type']} traced"
+        assert root["attributes"]["input.value"] == TASKS[0]["prompt"]
+        assert root["attributes"]["output.value"] == row["response"] == "20°C and 5"
+        assert root["status"]["code"] == "OK"
         events = [e for e in root["events"] if e["name"] == "gen_ai.evaluation.result"]
         assert [e["attributes"]["gen_ai.evaluation.name"] for e in events] == [c["name"] for c in row["checks"]]
         assert all(e["attributes"]["gen_ai.evaluation.score.label"] == "pass" for e in events)
@@ -97,7 +105,7 @@ def test_traces_json_holds_one_correct_tree_per_item(bench: Any, server: Scripte
 def test_cost_is_tokens_times_price_or_null(
     bench: Any, server: ScriptedModelServer, model: str, extra: tuple[str, ...], expected_per_token: Any
 ) -> None:
-    run = bench(TASKS, SCRIPTS, "--smoltrace-model", model, *extra)
+    run = bench(TASKS, SCRIPTS, "--smoltrace-model", model, *extra, subprocess=True)
     run.result.assert_outcomes(passed=2)
     if expected_per_token == "litellm":
         import litellm
@@ -125,7 +133,7 @@ def test_cost_is_tokens_times_price_or_null(
 
 
 def test_metrics_json_without_gpu_is_labelled_not_invented(bench: Any) -> None:
-    run = bench(TASKS, SCRIPTS, "--smoltrace-gpu-metrics", "--smoltrace-sample-interval", "0.1")
+    run = bench(TASKS, SCRIPTS, "--smoltrace-gpu-metrics", "--smoltrace-sample-interval", "0.1", subprocess=True)
     run.result.assert_outcomes(passed=2)
     metrics = run.read("metrics.json")
     assert metrics["unavailable"]["gpu"] == "unavailable: no NVIDIA GPU"
@@ -187,3 +195,14 @@ def test_otlp_export_from_the_plugin_reaches_a_real_receiver(
         assert [
             e["attributes"]["gen_ai.evaluation.name"] for e in root["events"] if e["name"] == "gen_ai.evaluation.result"
         ] == list(checks)
+        # the model calls reach the backend with their tokens, under OpenInference's names too (what Phoenix reads)
+        llm = [s for s in mine.values() if s["name"] == "chat openai/scripted"]
+        assert len(llm) == 3
+        assert all(s["attributes"]["openinference.span.kind"] == "LLM" for s in llm)
+        row = next(
+            r
+            for r in json.loads((pytester.path / "smoltrace_results" / "otlp" / "results.json").read_text())
+            if r["trace_id"] == doc["trace_id"]
+        )
+        assert sum(s["attributes"]["llm.token_count.total"] for s in llm) == row["total_tokens"] > 0
+        assert root["attributes"]["openinference.span.kind"] == "CHAIN"

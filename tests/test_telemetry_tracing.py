@@ -25,7 +25,7 @@ from smolagents.utils import AgentGenerationError
 
 from pytest_smoltrace.records import Check, Verdict
 from pytest_smoltrace.telemetry import tracing
-from pytest_smoltrace.telemetry.spans import REDACTED, SpanOptions
+from pytest_smoltrace.telemetry.spans import FILE_DUPLICATES, REDACTED, SpanOptions
 from pytest_smoltrace.testing import ScriptedModelServer
 
 pytestmark = [
@@ -183,8 +183,13 @@ def test_tool_calling_agent_tree_names_and_attributes(srv: ScriptedModelServer) 
     assert attrs["smoltrace.task.id"] == "t1" and attrs["smoltrace.agent.type"] == "tool"
     assert attrs["smoltrace.model.id"] == MODEL and attrs["smoltrace.run.id"] == "run-1"
     assert attrs["smoltrace.task.expected_keywords"] == ["5", "15"]
-    assert attrs["smoltrace.task.prompt"] == "sum please"
+    assert attrs["input.value"] == "sum please" and "smoltrace.task.prompt" not in attrs  # the prompt once
     assert attrs["test.case.result.status"] == "fail" and attrs["smoltrace.outcome"] == "failed"
+    # a failed verdict is an ERROR root, described by its failing checks (a failure never looks like a pass)
+    assert root["status"] == {
+        "code": "ERROR",
+        "description": 'failed checks: expected_keywords (expected: ["5", "16"]; actual: 5 and 15)',
+    }
 
     (agent_span,) = [s for s in doc["spans"] if s["category"] == "agent"]
     assert agent_span["attributes"]["gen_ai.operation.name"] == "invoke_agent"
@@ -195,7 +200,10 @@ def test_tool_calling_agent_tree_names_and_attributes(srv: ScriptedModelServer) 
     assert first_llm["gen_ai.provider.name"] == "openai"
     assert first_llm["gen_ai.response.finish_reasons"] == ["tool_calls"]
     assert tr.llm_spans[1]["attributes"]["gen_ai.response.finish_reasons"] == ["tool_calls"]
-    assert first_llm["gen_ai.usage.input_tokens"] == first_llm["llm.token_count.prompt"] > 0
+    assert first_llm["gen_ai.usage.input_tokens"] == srv.requests[0].usage["prompt_tokens"] > 0  # type: ignore[index]
+    # each meaning once in traces.json: OpenInference's duplicates are left to the OTLP export
+    assert not {"llm.token_count.prompt", "llm.model_name", "openinference.span.kind"} & set(first_llm)
+    assert not any(k.startswith(("llm.input_messages.", "llm.tools.")) for k in first_llm)  # no content capture
     assert "gen_ai.usage.cost.total" not in first_llm  # no price given
     tool_attrs = [s["attributes"] for s in tr.tool_spans]
     assert [a["gen_ai.tool.name"] for a in tool_attrs] == ["add", "add", "final_answer"]
@@ -267,7 +275,8 @@ def test_tokens_with_planning_steps(srv: ScriptedModelServer, agent_cls: type) -
     (agent_span,) = [s for s in doc["spans"] if s["category"] == "agent"]
     planning = [s for s in children_of(doc, agent_span) if s["category"] == "llm"]
     assert planning, tree(doc)
-    assert agent_span["attributes"]["llm.token_count.prompt"] < expected["prompt_tokens"]
+    # the AGENT span's own totals (smolagents' monitor) miss the planning calls: traces.json leaves them out
+    assert not any(k.startswith("llm.token_count") for k in agent_span["attributes"])
 
 
 @pytest.mark.parametrize("agent_cls", [ToolCallingAgent, CodeAgent])
@@ -341,8 +350,14 @@ def test_spans_of_an_abandoned_agent_thread_are_not_kept(srv: ScriptedModelServe
     assert "result" in outcome  # the agent did finish later…
     assert json.dumps(tr.document()) == before  # …but its late spans did not join the item
     assert tracing.active_items() == 0
-    names = [s["name"] for s in tr.document()["spans"]]
-    assert "execute_tool final_answer" not in names and "invoke_agent ToolCallingAgent" not in names
+    spans = tr.document()["spans"]
+    assert "execute_tool final_answer" not in [s["name"] for s in spans]
+    # what the abandoned run still had open (the agent, the step it was in, whatever ran there) was ended with the
+    # item, so the item is one tree; which step that was depends on the machine's speed
+    left_open = [s for s in spans if s["status"] == {"code": "ERROR", "description": tracing.LEFT_OPEN}]
+    assert {s["category"] for s in left_open} >= {"agent", "step"}, [(s["name"], s["status"]) for s in spans]
+    ids = {s["span_id"] for s in spans}
+    assert [s["name"] for s in spans if s["parent_span_id"] not in ids] == ["t1"]
 
 
 def test_item_trace_misuse_is_loud() -> None:
@@ -504,7 +519,11 @@ def test_otlp_export_reaches_a_real_receiver(srv: ScriptedModelServer, monkeypat
     )
     got = {s["span_id"]: s for s in received}
     for span in doc["spans"]:
-        assert got[span["span_id"]]["attributes"] == span["attributes"], span["name"]
+        exported = got[span["span_id"]]["attributes"]
+        # the OTLP export has the file's attributes plus OpenInference's names of the same facts (Phoenix reads them)
+        assert {k: v for k, v in exported.items() if k in span["attributes"]} == span["attributes"], span["name"]
+        assert set(exported) - set(span["attributes"]) <= FILE_DUPLICATES, span["name"]
+        assert "openinference.span.kind" in exported
     (root,) = [s for s in received if s["parent_span_id"] is None]
     assert root["name"] == "t1" and root["attributes"]["test.case.name"] == "smoltrace/test::code::t1"
     evaluations = [e for e in root["events"] if e["name"] == "gen_ai.evaluation.result"]

@@ -11,6 +11,9 @@ Modules (each owns one noun):
 - :mod:`._otel` — the SDK span processor (per-trace buckets) and the presenting OTLP exporter (internal).
 - :mod:`.spans` — how a finished span becomes GenAI-semconv attributes and a ``traces.json`` span dict
   (names, ``gen_ai.*`` attributes, capping, secret redaction).
+- :mod:`.otlp` — the OTLP exporter from the standard environment variables (http/protobuf or grpc) and the
+  count of spans it could not export.
+- :mod:`.usage` — cached, cache-write and reasoning tokens of each model call, read from the raw response.
 - :mod:`.cost` — :class:`~.cost.Price` from litellm's bundled price map or custom prices; cost in USD or ``None``.
 - :mod:`.samples` — the plain-JSON records a sampler produces (:class:`~.samples.Samples`).
 - :mod:`.nvml` — the NVML seam: the real ``pynvml`` (nvidia-ml-py) or :class:`~.nvml.ScriptedNVML` for tests.

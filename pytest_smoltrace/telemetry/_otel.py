@@ -25,6 +25,7 @@ from .spans import OI_KIND, SpanOptions, clean_text, present
 
 if TYPE_CHECKING:
     from .cost import Price
+    from .otlp import ExportStats
 
 
 @dataclass
@@ -34,6 +35,8 @@ class Bucket:
     model: str | None
     price: Price | None
     spans: list[ReadableSpan] = field(default_factory=list)
+    #: Spans of this trace that started and have not ended yet, by span id.
+    open: dict[int, Span] = field(default_factory=dict)
 
 
 class SpanHub(SpanProcessor):
@@ -70,11 +73,24 @@ class SpanHub(SpanProcessor):
 
     # -------------------------------------------------------------------------------- SpanProcessor
 
+    def open_spans(self, trace_id: int) -> list[Span]:
+        """The spans of a registered trace that have started and not ended, newest first."""
+        with self._lock:
+            bucket = self._buckets.get(trace_id)
+            spans = list(bucket.open.values()) if bucket is not None else []
+        return sorted(spans, key=lambda s: s.start_time or 0, reverse=True)
+
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         bucket = self._buckets.get(span.context.trace_id)
-        if bucket is not None and bucket.model is not None:
+        if bucket is not None:
+            with self._lock:
+                bucket.open[span.context.span_id] = span
             attributes = span.attributes or {}
-            if attributes.get(OI_KIND) == "LLM" and "gen_ai.request.model" not in attributes:
+            if (
+                bucket.model is not None
+                and attributes.get(OI_KIND) == "LLM"
+                and "gen_ai.request.model" not in attributes
+            ):
                 # a failed call never gets llm.model_name; the item knows its model
                 span.set_attribute("gen_ai.request.model", bucket.model)
         for processor in self._downstream:
@@ -87,6 +103,7 @@ class SpanHub(SpanProcessor):
             if bucket is not None:
                 with self._lock:
                     bucket.spans.append(span)
+                    bucket.open.pop(context.span_id, None)
                 if bucket.price is not None:
                     model = (span.attributes or {}).get("llm.model_name")
                     if isinstance(model, str) and model not in self.prices:
@@ -103,14 +120,21 @@ class SpanHub(SpanProcessor):
 
 
 class PresentingExporter(SpanExporter):
-    """Exports the spans as :func:`.spans.present` shows them (the same names/attributes as ``traces.json``)."""
+    """Exports the spans as :func:`.spans.present` shows them (``traces.json``'s names and attributes, plus the
+    OpenInference keys the file leaves out as duplicates: Phoenix reads them)."""
 
     def __init__(
-        self, inner: SpanExporter, options: Callable[[], SpanOptions], prices: Callable[[str], Price | None]
+        self,
+        inner: SpanExporter,
+        options: Callable[[], SpanOptions],
+        prices: Callable[[str], Price | None],
+        stats: ExportStats | None = None,
     ) -> None:
         self._inner = inner
         self._options = options
         self._prices = prices
+        #: counts every export, its spans and the reason of a failure (see :mod:`.otlp`)
+        self._stats = stats
 
     def _presented(self, span: ReadableSpan) -> ReadableSpan:
         attributes = span.attributes or {}
@@ -138,7 +162,10 @@ class PresentingExporter(SpanExporter):
         )
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return self._inner.export([self._presented(span) for span in spans])
+        def export() -> SpanExportResult:
+            return self._inner.export([self._presented(span) for span in spans])
+
+        return export() if self._stats is None else self._stats.export(len(spans), export)
 
     def shutdown(self) -> None:
         self._inner.shutdown()

@@ -5,6 +5,7 @@ API::
     price = price_for("openai/gpt-4o-mini")                     # Price(source="litellm") or None
     price = price_for("openai/my-model", price_input_per_m=0.5, price_output_per_m=1.5)  # Price(source="custom")
     cost_usd(price, prompt_tokens, completion_tokens)           # float, or None when anything is unknown
+    cost_usd(price, prompt_tokens, completion_tokens, cache_read=800, cache_creation=0)   # cached tokens priced apart
 
 Rules:
 
@@ -17,6 +18,11 @@ Rules:
   is treated as unknown (litellm lists some hosted models that way), except for local runtimes
   (``ollama/``, ``ollama_chat/``, ``lm_studio/``, ``llamafile/``) where 0 USD is the real API price.
 - Lookups are cached per model id, so a session pays litellm's lookup once.
+- Prompt caching: cache reads and cache writes are *part of* the prompt tokens (OpenAI's convention, which litellm
+  follows for every provider). They are priced at litellm's ``cache_read_input_token_cost`` /
+  ``cache_creation_input_token_cost`` when the map has them, else at the input price; the rest of the prompt at the
+  input price. Reasoning tokens are completion tokens and are priced as such, once. Custom prices have no cache
+  price: cached tokens are priced as input.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["LOCAL_PREFIXES", "Price", "PriceSource", "cost_usd", "price_for"]
+__all__ = ["LOCAL_PREFIXES", "Price", "PriceSource", "cost_usd", "price_for", "prompt_cost_usd", "record_cost_usd"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,9 @@ class Price:
     source: PriceSource
     #: The price-map key that matched (``gpt-4o-mini`` for ``openai/gpt-4o-mini``) or the model id for custom prices.
     model: str
+    #: USD per prompt token read from the provider's cache / written to it (``None``: priced as input).
+    cache_read_per_token: float | None = None
+    cache_creation_per_token: float | None = None
 
     @property
     def input_per_m(self) -> float:
@@ -65,7 +74,15 @@ class Price:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Price:
         source: PriceSource = "custom" if data.get("source") == "custom" else "litellm"
-        return cls(float(data["input_per_token"]), float(data["output_per_token"]), source, str(data.get("model", "")))
+        read, creation = data.get("cache_read_per_token"), data.get("cache_creation_per_token")
+        return cls(
+            float(data["input_per_token"]),
+            float(data["output_per_token"]),
+            source,
+            str(data.get("model", "")),
+            None if read is None else float(read),
+            None if creation is None else float(creation),
+        )
 
 
 def price_for(
@@ -83,11 +100,31 @@ def price_for(
     return _litellm_price(model_id)
 
 
-def cost_usd(price: Price | None, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
-    """``prompt × input price + completion × output price``; ``None`` when the price or a token count is unknown."""
+def prompt_cost_usd(
+    price: Price, prompt_tokens: int, *, cache_read: int | None = None, cache_creation: int | None = None
+) -> float:
+    """The prompt's cost: fresh tokens at the input price, cache reads and writes at theirs (see the rules above)."""
+    read = min(max(cache_read or 0, 0), prompt_tokens)
+    creation = min(max(cache_creation or 0, 0), prompt_tokens - read)
+    fresh = prompt_tokens - read - creation
+    read_price = price.input_per_token if price.cache_read_per_token is None else price.cache_read_per_token
+    creation_price = price.input_per_token if price.cache_creation_per_token is None else price.cache_creation_per_token
+    return fresh * price.input_per_token + read * read_price + creation * creation_price
+
+
+def cost_usd(
+    price: Price | None,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    *,
+    cache_read: int | None = None,
+    cache_creation: int | None = None,
+) -> float | None:
+    """Prompt cost (:func:`prompt_cost_usd`) + ``completion × output price``; ``None`` when anything is unknown."""
     if price is None or prompt_tokens is None or completion_tokens is None:
         return None
-    return prompt_tokens * price.input_per_token + completion_tokens * price.output_per_token
+    prompt = prompt_cost_usd(price, prompt_tokens, cache_read=cache_read, cache_creation=cache_creation)
+    return prompt + completion_tokens * price.output_per_token
 
 
 @functools.lru_cache(maxsize=256)
@@ -111,4 +148,24 @@ def _litellm_price(model_id: str) -> Price | None:
     if prompt == 0 and completion == 0 and not model_id.startswith(LOCAL_PREFIXES):
         log.debug("litellm lists %s at 0 USD: treated as unknown", model_id)
         return None
-    return Price(float(prompt), float(completion), "litellm", str(info.get("key") or model_id))
+    read = info.get("cache_read_input_token_cost")
+    creation = info.get("cache_creation_input_token_cost")
+    return Price(
+        float(prompt),
+        float(completion),
+        "litellm",
+        str(info.get("key") or model_id),
+        None if read is None else float(read),
+        None if creation is None else float(creation),
+    )
+
+
+def record_cost_usd(price: Price | None, record: Any) -> float | None:
+    """:func:`cost_usd` of a :class:`~pytest_smoltrace.records.RunRecord` (its cache reads and writes included)."""
+    return cost_usd(
+        price,
+        record.prompt_tokens,
+        record.completion_tokens,
+        cache_read=record.cached_input_tokens,
+        cache_creation=record.cache_creation_input_tokens,
+    )

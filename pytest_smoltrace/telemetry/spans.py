@@ -13,7 +13,8 @@ category      name                                    attributes added
 ``step``      ``Step N`` (unchanged)                  —
 ``llm``       ``chat <model id>`` (``chat`` if none)  ``gen_ai.operation.name=chat``, ``gen_ai.request.model``,
                                                       ``gen_ai.provider.name``, ``gen_ai.usage.input_tokens``,
-                                                      ``gen_ai.usage.output_tokens``,
+                                                      ``gen_ai.usage.output_tokens``, the cache and
+                                                      reasoning counts of :mod:`.usage` when reported,
                                                       ``gen_ai.response.finish_reasons``,
                                                       ``gen_ai.usage.cost.{prompt,completion,total}`` (USD) and
                                                       ``gen_ai.usage.cost.pricing_source`` when the item has a price
@@ -28,6 +29,21 @@ Tokens: only ``llm`` spans carry ``gen_ai.usage.*``. The AGENT span's ``llm.toke
 planning excluded) is left as OpenInference wrote it and is never mapped, so summing ``gen_ai.usage.*`` over a
 trace counts every call exactly once. ``gen_ai.response.finish_reasons`` is read from the provider response that
 OpenInference stores in ``output.value`` (absent when outputs are hidden, e.g. ``OPENINFERENCE_HIDE_OUTPUTS``).
+
+Lean traces: the raw OpenInference attributes are not all kept. Always dropped: the AGENT span's ``output.value``
+(smolagents' ``RunResult`` repr, which repeats the system prompt; the item's root span carries the final answer)
+and ``tool.description`` (kept once as ``gen_ai.tool.description``). Without content capture (the default, as the
+GenAI conventions want) message content is not recorded either: ``llm.input_messages.*`` (the system prompt and
+the whole growing context, every call), ``llm.output_messages.*``, ``llm.tools.*`` (tool schemas, every call),
+and the static definitions every call repeats (``tool.parameters``, ``gen_ai.tool.description``,
+``llm.invocation_parameters``), and ``input.value``/``output.value`` of agent, step, LLM and tool spans; tool spans
+keep their arguments as ``gen_ai.tool.call.arguments`` and drop their results. With content capture
+(``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``) all of it is kept, capped.
+
+``traces.json`` keeps each meaning once, under its GenAI name: it leaves out the OpenInference keys that repeat a
+GenAI one (``llm.token_count.*``, ``llm.model_name``, ``llm.provider``, ``llm.system``, ``tool.name``, the
+``llm.token_count.*_details.*`` cache/reasoning counts) and ``openinference.span.kind`` (the span dict's
+``category`` says it). The OTLP export keeps them, because Phoenix reads them.
 
 Hygiene applied to every string attribute and event attribute: values longer than ``max_attribute_chars``
 (default 4096) are cut with a ``… [N more chars]`` marker; secrets are redacted — values of attributes whose key
@@ -60,6 +76,7 @@ if TYPE_CHECKING:
     from .cost import Price
 
 __all__ = [
+    "FILE_DUPLICATES",
     "AttrValue",
     "Category",
     "PresentedEvent",
@@ -270,7 +287,16 @@ def _semconv(
         if reasons:
             extra["gen_ai.response.finish_reasons"] = reasons
         if price is not None and isinstance(prompt, int) and isinstance(completion, int):
-            prompt_cost = prompt * price.input_per_token
+            from .cost import prompt_cost_usd
+
+            read = attrs.get("gen_ai.usage.cache_read.input_tokens")
+            creation = attrs.get("gen_ai.usage.cache_creation.input_tokens")
+            prompt_cost = prompt_cost_usd(
+                price,
+                prompt,
+                cache_read=read if isinstance(read, int) else None,
+                cache_creation=creation if isinstance(creation, int) else None,
+            )
             completion_cost = completion * price.output_per_token
             extra["gen_ai.usage.cost.prompt"] = prompt_cost
             extra["gen_ai.usage.cost.completion"] = completion_cost
@@ -294,6 +320,33 @@ def _semconv(
     return name, extra
 
 
+#: Attribute key prefixes that hold message content or static definitions (the system prompt, tool schemas).
+_CONTENT_PREFIXES = ("llm.input_messages.", "llm.output_messages.", "llm.tools.")
+#: Raw keys whose meaning a GenAI key already carries (kept once, under the GenAI name).
+_DUPLICATES = ("tool.description",)
+_MIME = {"input.value": "input.mime_type", "output.value": "output.mime_type"}
+
+
+def _lean(category: Category, attributes: dict[str, Any], options: SpanOptions) -> dict[str, Any]:
+    """Drop what a trace does not need (see "Lean traces" in the module docstring)."""
+    drop: set[str] = set(_DUPLICATES)
+    if category == "agent":
+        drop.add("output.value")  # the RunResult repr (system prompt included); the item's root has the answer
+    if not options.capture_content:
+        drop.update(k for k in attributes if k.startswith(_CONTENT_PREFIXES))
+        # static definitions, the same in every call: tool schemas and descriptions, the model's call parameters
+        drop.update(("tool.parameters", "gen_ai.tool.description", "llm.invocation_parameters"))
+        if category in ("agent", "step", "llm"):
+            drop.update(("input.value", "output.value"))
+        elif category == "tool":
+            # the arguments stay as gen_ai.tool.call.arguments; the result is gen_ai.tool.call.result, with capture
+            drop.update(("input.value", "output.value"))
+    for key in list(drop):
+        if key in _MIME:
+            drop.add(_MIME[key])
+    return {k: v for k, v in attributes.items() if k not in drop}
+
+
 def present(
     span: ReadableSpan, options: SpanOptions, *, price: Price | None = None, is_root: bool = False
 ) -> PresentedSpan:
@@ -301,7 +354,7 @@ def present(
     raw: Mapping[str, Any] = span.attributes or {}
     category = category_of(span.name, raw, is_root=is_root)
     name, extra = _semconv(span.name, category, raw, price, options)
-    merged: dict[str, Any] = {**raw, **extra}
+    merged: dict[str, Any] = _lean(category, {**raw, **extra}, options)
     events = tuple(
         PresentedEvent(event.name, int(event.timestamp or 0), sanitize(event.attributes, options))
         for event in span.events
@@ -333,11 +386,32 @@ def _hex_span(span_id: int) -> str:
     return format(span_id, "016x")
 
 
+#: OpenInference keys that ``traces.json`` leaves out because a GenAI key (or the span dict's ``category``) says the
+#: same; the OTLP export keeps them, since Phoenix reads them. The AGENT span's ``llm.token_count.*`` (smolagents'
+#: monitor, planning excluded) would only invite double counting.
+FILE_DUPLICATES = frozenset(
+    {
+        OI_KIND,
+        "llm.token_count.prompt",
+        "llm.token_count.completion",
+        "llm.token_count.total",
+        "llm.model_name",
+        "llm.provider",
+        "llm.system",
+        "tool.name",
+        "llm.token_count.prompt_details.cache_read",
+        "llm.token_count.prompt_details.cache_write",
+        "llm.token_count.completion_details.reasoning",
+    }
+)
+
+
 def span_document(
     span: ReadableSpan, options: SpanOptions, *, price: Price | None = None, is_root: bool = False
 ) -> dict[str, Any]:
     """The ``traces.json`` dict for one finished span (format in the module docstring)."""
     shown = present(span, options, price=price, is_root=is_root)
+    attributes = {k: v for k, v in shown.attributes.items() if k not in FILE_DUPLICATES}
     context = span.context
     start = int(span.start_time or 0)
     end = int(span.end_time or start)
@@ -351,7 +425,7 @@ def span_document(
         "end_time": end,
         "duration_ms": (end - start) / 1e6,
         "status": {"code": span.status.status_code.name, "description": clean_text(span.status.description, options)},
-        "attributes": jsonable_attributes(shown.attributes),
+        "attributes": jsonable_attributes(attributes),
         "events": [
             {"name": e.name, "timestamp": e.timestamp, "attributes": jsonable_attributes(e.attributes)}
             for e in shown.events

@@ -25,24 +25,34 @@ Usage (what the runner does for one item)::
   executor threads); if smolagents is already instrumented, that instrumentation is kept;
 - adds a :class:`~._otel.SpanHub`: finished spans of each running item are kept per trace id and handed over
   when the item's ``with`` block ends; other spans are not kept;
-- ``otlp=True`` adds ``BatchSpanProcessor(OTLPSpanExporter())`` (http/protobuf; endpoint, headers, timeout
-  from the standard ``OTEL_EXPORTER_OTLP_[TRACES_]*`` variables). Exported spans are presented exactly as in
-  ``traces.json`` (:mod:`.spans`). Call :func:`flush` / :func:`shutdown` at session end; shutdown ends the
-  export only — in-memory tracing stays installed for the rest of the process. The hub is remembered on the
-  provider and an already-wrapped smolagents is detected, so a re-imported module (pytester's in-process runs
-  drop modules imported during a run) neither adds a second hub nor instruments smolagents twice.
+- ``otlp=True`` adds a ``BatchSpanProcessor`` with the OTLP exporter :mod:`.otlp` builds from the standard
+  ``OTEL_EXPORTER_OTLP_[TRACES_]*`` variables (protocol ``http/protobuf`` or ``grpc``, endpoint, headers, timeout),
+  counting what it could not export (:func:`otlp_report`). Exported spans are presented as in ``traces.json``
+  (:mod:`.spans`), plus OpenInference's names of the same facts, which Phoenix reads. Call :func:`flush` /
+  :func:`shutdown` at session end; shutdown ends the export only — in-memory tracing stays installed for the
+  rest of the process. The hub is remembered on the provider and an already-wrapped smolagents is detected, so a
+  re-imported module (pytester's in-process runs drop modules imported during a run) neither adds a second hub
+  nor instruments smolagents twice.
 - ``capture_content`` (default: ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` at the first call) adds
   tool results (``gen_ai.tool.call.result``); ``max_attribute_chars`` caps every string attribute (default 4096).
   Later calls change them only when given. An item keeps the options in force when it started.
 
-Root span attributes (:func:`item_attributes`): ``test.case.name`` (node id), ``smoltrace.task.id``,
+The item's root span is named ``<agent type> <task id>`` (``tool weather_paris``) by the plugin, and is an
+OpenInference ``CHAIN`` (``openinference.span.kind``): a chain around the agent run and its verdict, so a backend
+such as Phoenix lists it with its input and output. Root span attributes (:func:`item_attributes`):
+``input.value`` (the task prompt), ``test.case.name`` (node id), ``smoltrace.task.id``,
 ``smoltrace.agent.type`` (``tool``/``code``), ``smoltrace.model.id``, ``smoltrace.model.provider``,
-``smoltrace.run.id``, ``smoltrace.repeat`` and every task field as ``smoltrace.task.<field>`` (lists of strings
-as string arrays, other structures as JSON text). :meth:`ItemTrace.add_verdict` adds ``test.case.result.status``
-(``pass``/``fail``), ``smoltrace.outcome`` (``passed``/``failed``/``error``) and one ``gen_ai.evaluation.result``
-event per check with ``gen_ai.evaluation.name``, ``gen_ai.evaluation.score.label`` (``pass``/``fail``),
-``gen_ai.evaluation.score.value`` (1.0/0.0) and ``gen_ai.evaluation.explanation`` (expected vs actual); an
-error verdict also sets the root status to ERROR.
+``smoltrace.run.id``, ``smoltrace.repeat`` and every other non-empty task field as ``smoltrace.task.<field>``
+(lists of strings as string arrays, other structures as JSON text). :meth:`ItemTrace.set_output` adds
+``output.value`` (the final answer). :meth:`ItemTrace.add_verdict` adds ``test.case.result.status`` (``pass``/``fail``),
+``smoltrace.outcome`` (``passed``/``failed``/``error``) and one ``gen_ai.evaluation.result`` event per check with
+``gen_ai.evaluation.name``, ``gen_ai.evaluation.score.label`` (``pass``/``fail``), ``gen_ai.evaluation.score.value``
+(1.0/0.0) and ``gen_ai.evaluation.explanation`` (expected vs actual), and sets the root's status: OK for a pass,
+ERROR for an error (the error as description) and ERROR for a failed verdict, described as
+``failed checks: <name> (expected: …; actual: …); …`` (:func:`failed_checks_text`), so a failure never looks like
+a pass in a trace list. Spans of the item still open when it ends (OpenInference leaves the agent span open when
+the run raises; a timed-out run is still inside its spans) are ended then with status ERROR (``LEFT_OPEN``), so an
+item is always one tree.
 
 The ``traces.json`` document (:meth:`ItemTrace.document`)::
 
@@ -76,6 +86,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
     from ..records import Verdict
+    from . import otlp
     from ._otel import SpanHub
     from .cost import Price
 
@@ -97,9 +108,17 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 EVALUATION_EVENT = "gen_ai.evaluation.result"
+#: Status description of a span the item ended because its own code had not (an agent that raised, a timeout).
+LEFT_OPEN = "ended by smoltrace when the item finished: the span was still open (the agent raised or timed out)"
+#: OpenInference span kind of the item's root span: a chain around the agent run and the verdict.
+ROOT_KIND = "CHAIN"
 SERVICE_NAME = "pytest-smoltrace"
 _HUB_ATTR = "_smoltrace_span_hub"
-_EXPLANATION_CHARS = 1000
+#: An evaluation event's explanation is capped here (the whole check is in results.json).
+_EXPLANATION_CHARS = 300
+_STATUS_CHARS = 1000
+#: Task fields the root span does not repeat: the id and the prompt have attributes of their own.
+_ROOT_SKIPPED_FIELDS = frozenset({"id", "prompt"})
 
 
 @dataclass
@@ -146,8 +165,14 @@ def _create_state() -> _State:
         provider.add_span_processor(hub)
         setattr(provider, _HUB_ATTR, hub)
     _instrument_smolagents(provider)
+    logging.getLogger("opentelemetry.sdk.trace").addFilter(_quiet_second_end)
     tracer = provider.get_tracer("pytest_smoltrace.telemetry", _version())
     return _State(provider=provider, tracer=tracer, hub=hub, options=SpanOptions.from_env())
+
+
+def _quiet_second_end(record: logging.LogRecord) -> bool:
+    """Drop the SDK's warning when an abandoned run ends a span that its item already ended (see ``LEFT_OPEN``)."""
+    return record.getMessage() != "Calling end() on an ended span."
 
 
 def _instrument_smolagents(provider: TracerProvider) -> None:
@@ -162,14 +187,36 @@ def _instrument_smolagents(provider: TracerProvider) -> None:
     instrumentor.instrument(tracer_provider=provider)
 
 
-def _otlp_processor(state: _State) -> BatchSpanProcessor:
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+#: The accounting of the latest OTLP export of this process (kept after :func:`shutdown` for :func:`otlp_report`).
+_otlp_stats: otlp.ExportStats | None = None
 
+
+def _otlp_processor(state: _State) -> BatchSpanProcessor:
+    """The exporter the ``OTEL_EXPORTER_OTLP_*`` variables name (:mod:`.otlp`), presented and counted, batched."""
+    global _otlp_stats
+    from . import otlp as otlp_export
     from ._otel import PresentingExporter
 
-    exporter = PresentingExporter(OTLPSpanExporter(), lambda: state.options, state.hub.prices.get)
-    return BatchSpanProcessor(exporter)
+    target = otlp_export.resolve_target()
+    stats = otlp_export.ExportStats(target.describe())
+    exporter = PresentingExporter(
+        otlp_export.span_exporter(target), lambda: state.options, state.hub.prices.get, stats=stats
+    )
+    _otlp_stats = stats
+    return otlp_export.counting_processor(exporter, stats)
+
+
+def otlp_report(*, clear: bool = False) -> otlp.OtlpReport | None:
+    """What became of this process's latest OTLP export (``None`` when none was on since the last ``clear``).
+
+    Final after :func:`shutdown`; ``clear=True`` also forgets it, so that a later session in the same process
+    (pytester's in-process runs) does not report it again."""
+    global _otlp_stats
+    with _lock:
+        stats = _otlp_stats
+        if clear:
+            _otlp_stats = None
+    return None if stats is None else stats.report()
 
 
 def install(*, otlp: bool = False, capture_content: bool | None = None, max_attribute_chars: int | None = None) -> None:
@@ -251,10 +298,15 @@ def item_attributes(
     attributes: dict[str, AttrValue] = {}
     for key, value in (task or {}).items():
         converted = _attribute(value)
-        if converted is not None:
+        if converted is not None and converted not in ("", "{}", "[]", ()) and key not in _ROOT_SKIPPED_FIELDS:
             attributes[f"smoltrace.task.{key}"] = converted
+    prompt = (task or {}).get("prompt")  # shown once, as the root's input
+    if isinstance(prompt, str):
+        attributes["input.value"] = prompt
+        attributes["input.mime_type"] = "text/plain"
     attributes.update(
         {
+            OI_KIND: ROOT_KIND,
             "test.case.name": nodeid,
             "smoltrace.task.id": task_id,
             "smoltrace.agent.type": agent_type,
@@ -265,6 +317,13 @@ def item_attributes(
         }
     )
     return attributes
+
+
+def failed_checks_text(verdict: Verdict) -> str:
+    """The root span's status description for a failed verdict: ``failed checks: name (expected …; actual …); …``."""
+    failed = [f"{c.name} ({_explanation(c.expected, c.actual)})" for c in verdict.checks if not c.passed]
+    text = "failed checks: " + "; ".join(failed) if failed else "failed"
+    return text if len(text) <= _STATUS_CHARS else text[:_STATUS_CHARS] + "…"
 
 
 def _explanation(expected: Any, actual: Any) -> str:
@@ -339,10 +398,18 @@ class ItemTrace:
         if self._token is not None:
             otel_context.detach(self._token)  # type: ignore[arg-type]
             self._token = None
-        span.end()
         state = _state
         assert state is not None
-        bucket = state.hub.pop(span.get_span_context().trace_id)
+        trace_id = span.get_span_context().trace_id
+        root_id = span.get_span_context().span_id
+        for left in state.hub.open_spans(trace_id):
+            if left.context.span_id != root_id:
+                # OpenInference's run wrapper re-raises without ending its span, and an abandoned (timed-out) run
+                # is still inside its spans: end them here so the item's trace stays one tree
+                left.set_status(Status(StatusCode.ERROR, LEFT_OPEN))
+                left.end()
+        span.end()
+        bucket = state.hub.pop(trace_id)
         self._spans = tuple(bucket.spans) if bucket is not None else ()
 
     def _require_open(self) -> Span:
@@ -405,10 +472,19 @@ class ItemTrace:
         span.set_attributes(
             {"test.case.result.status": "pass" if verdict.passed else "fail", "smoltrace.outcome": verdict.outcome}
         )
-        if verdict.error is not None:
-            from opentelemetry.trace import Status, StatusCode
+        from opentelemetry.trace import Status, StatusCode
 
+        if verdict.error is not None:
             span.set_status(Status(StatusCode.ERROR, verdict.error))
+        elif not verdict.passed:
+            span.set_status(Status(StatusCode.ERROR, failed_checks_text(verdict)))
+        else:
+            span.set_status(Status(StatusCode.OK))
+
+    def set_output(self, text: str | None) -> None:
+        """The item's output as a backend shows it (``output.value``: the final answer, or what stopped the run)."""
+        if text is not None:
+            self._require_open().set_attributes({"output.value": text, "output.mime_type": "text/plain"})
 
     # ------------------------------------------------------------------------------------- after the item
 
