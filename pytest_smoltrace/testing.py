@@ -37,6 +37,16 @@ Turns
     server's ``usage_details`` gives them to every reply that does not set them (each capped at the prompt or
     completion count). :meth:`ScriptedModelServer.usage_for` sums them too.
 
+Faults (for resilience tests, yours too)
+    Any answering turn may add ``"fault"``, which spoils its 200 response (non-streaming requests):
+    ``"invalid_json"`` (a body that is not JSON), ``"truncated"`` (the connection closes after half of the
+    announced body), ``"reset"`` (the connection is reset before any response), ``"slow_drip"`` (the body arrives
+    64 bytes at a time, 50 ms apart), ``"huge_body"`` (the answer's content padded to ``"fault_bytes"`` bytes,
+    default 8 MiB) or ``"no_usage"`` (no ``usage`` object). ``"raw_usage": {...}`` sends that object as ``usage``
+    as it is (negative or absurd counts), and a tool call's ``"arguments"`` may be a string, sent as it is (invalid
+    JSON arguments). Faulty responses are logged with ``usage=None`` (nothing trustworthy was billed) and their
+    ``fault``. A 429 storm is an error turn with ``"times"``.
+
 The module is also a pytest plugin providing the ``smoltrace_model_server`` fixture, and a command line tool:
 ``python -m pytest_smoltrace.testing --scripts scripts.json --port 8000``.
 """
@@ -49,6 +59,7 @@ import itertools
 import json
 import logging
 import socket
+import struct
 import sys
 import threading
 import time
@@ -83,8 +94,10 @@ DEFAULT_SUMMARY = "I was unable to finish the task."
 _ACTION_KEYS = ("tool_calls", "final_answer", "code", "content", "status")
 _TURN_KEYS = frozenset(
     {"tool_calls", "final_answer", "code", "thought", "content", "status", "body", "times", "retry_after", "then"}
-    | {"delay", "usage"}
+    | {"delay", "usage", "fault", "fault_bytes", "raw_usage"}
 )
+#: Faults a turn can inject into its (otherwise successful) response; see the module docstring.
+FAULTS = frozenset({"invalid_json", "truncated", "reset", "slow_drip", "huge_body", "no_usage"})
 _SCRIPT_KEYS = frozenset({"tool", "code", "turns", "summary"})
 
 
@@ -106,6 +119,8 @@ class RequestLog:
     body: dict[str, Any]
     #: ``time.time()`` when the request arrived (before any scripted delay).
     received_at: float = 0.0
+    #: The fault injected into the response (see the module docstring), if any.
+    fault: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,12 +134,15 @@ class _Script:
 class _Reply:
     status: int = 200
     content: str | None = None
-    tool_calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (id, name, arguments)
+    tool_calls: list[tuple[str, str, dict[str, Any] | str]] = field(default_factory=list)  # (id, name, arguments)
     error_message: str | None = None
     error_body: dict[str, Any] | None = None
     retry_after: float | None = None
     delay: float = 0.0
     usage_override: Mapping[str, Any] | None = None
+    fault: str | None = None
+    fault_bytes: int = 8 * 1024 * 1024
+    raw_usage: Mapping[str, Any] | None = None
     key: str | None = None
     agent_type: AgentKind | None = None
     turn_index: int | None = None
@@ -151,8 +169,8 @@ def _validate_turn(turn: Any, where: str) -> None:
         for call in calls:
             if not isinstance(call, Mapping) or not isinstance(call.get("name"), str):
                 raise ValueError(f"{where}: each tool call needs a string 'name'")
-            if not isinstance(call.get("arguments", {}), Mapping):
-                raise ValueError(f"{where}: tool call arguments must be a dict")
+            if not isinstance(call.get("arguments", {}), (Mapping, str)):
+                raise ValueError(f"{where}: tool call arguments must be a dict (or a string, sent as it is)")
     if "code" in turn and not isinstance(turn["code"], str):
         raise ValueError(f"{where}: 'code' must be a string")
     if "content" in turn and not isinstance(turn["content"], str):
@@ -178,6 +196,12 @@ def _validate_turn(turn: Any, where: str) -> None:
     delay = turn.get("delay", 0)
     if not isinstance(delay, (int, float)) or delay < 0:
         raise ValueError(f"{where}: 'delay' must be a non-negative number")
+    if "fault" in turn and turn["fault"] not in FAULTS:
+        raise ValueError(f"{where}: 'fault' must be one of {sorted(FAULTS)}")
+    if "fault_bytes" in turn and (not isinstance(turn["fault_bytes"], int) or turn["fault_bytes"] < 0):
+        raise ValueError(f"{where}: 'fault_bytes' must be a non-negative int")
+    if "raw_usage" in turn and not isinstance(turn["raw_usage"], Mapping):
+        raise ValueError(f"{where}: 'raw_usage' must be a dict (sent as the response's usage as it is)")
 
 
 def _turn_list(turns: Any, where: str) -> tuple[Turn, ...]:
@@ -575,11 +599,16 @@ class ScriptedModelServer:
             return reply
         reply.delay += float(turn.get("delay", 0))
         reply.usage_override = turn.get("usage")
+        reply.fault = turn.get("fault")
+        reply.fault_bytes = int(turn.get("fault_bytes", reply.fault_bytes))
+        reply.raw_usage = turn.get("raw_usage")
         if "tool_calls" in turn:
             reply.content = turn.get("content")
             # Ids depend only on the position in the conversation, so token counts are identical run to run.
             for j, call in enumerate(turn["tool_calls"]):
-                reply.tool_calls.append((f"call_{turn_index}_{j}", call["name"], dict(call.get("arguments", {}))))
+                arguments = call.get("arguments", {})
+                arguments = arguments if isinstance(arguments, str) else dict(arguments)
+                reply.tool_calls.append((f"call_{turn_index}_{j}", call["name"], arguments))
         elif "final_answer" in turn:
             answer = turn["final_answer"]
             if agent_type == "tool":
@@ -626,16 +655,21 @@ class ScriptedModelServer:
         usage: dict[str, int] | None = None
         if reply.status == 200:
             reply.content = _cut_at_stop(reply.content, _stop_sequences(body, flavor))
+            if reply.fault == "huge_body":
+                reply.content = (reply.content or "").ljust(reply.fault_bytes)
             usage = self._usage(body, reply)
+        stream = bool(body.get("stream"))
+        faulty = reply.status == 200 and (reply.fault is not None or reply.raw_usage is not None) and not stream
         entry = RequestLog(
             path=path,
             key=reply.key,
             agent_type=reply.agent_type,
             turn_index=reply.turn_index,
             status=reply.status,
-            usage=usage,
+            usage=None if faulty and reply.fault != "huge_body" else usage,
             body=body,
             received_at=received_at,
+            fault=reply.fault if faulty else None,
         )
         with self._lock:
             self._log.append(entry)
@@ -643,7 +677,20 @@ class ScriptedModelServer:
             self._send_error(handler, flavor, reply)
             return
         model = str(body.get("model") or "scripted")
-        stream = bool(body.get("stream"))
+        if faulty:
+            if flavor == "openai":
+                payload = _openai_completion(self._next_id(), model, reply, usage)
+                key = "usage"
+            else:
+                payload = _ollama_response(model, reply, usage, done=True)
+                key = "prompt_eval_count"
+            if reply.raw_usage is not None:
+                payload["usage"] = dict(reply.raw_usage)
+            if reply.fault == "no_usage":
+                for name in (key, "eval_count", "usage"):
+                    payload.pop(name, None)
+            _send_faulty(handler, reply.fault, json.dumps(payload).encode())
+            return
         if flavor == "openai":
             if stream:
                 handler._send(200, _openai_stream(self._next_id(), model, reply, usage), "text/event-stream")
@@ -673,13 +720,44 @@ class ScriptedModelServer:
 # ----------------------------------------------------------------------------------------------- payloads
 
 
+def _send_faulty(handler: _Handler, fault: str | None, body: bytes) -> None:
+    """Send a 200 response spoilt by ``fault`` (see the module docstring)."""
+    if fault == "reset":
+        # SO_LINGER 0: close() sends an RST, the client sees "connection reset by peer"
+        handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        handler.close_connection = True
+        handler.connection.close()
+        return
+    if fault == "invalid_json":
+        body = b'{"id": "chatcmpl-broken", "choices": [<<this is not JSON>>'
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    if fault == "truncated":
+        handler.wfile.write(body[: len(body) // 2])
+        handler.wfile.flush()
+        handler.close_connection = True
+        with contextlib.suppress(OSError):
+            handler.connection.shutdown(socket.SHUT_RDWR)
+        return
+    if fault == "slow_drip":
+        for start in range(0, len(body), 64):
+            handler.wfile.write(body[start : start + 64])
+            handler.wfile.flush()
+            time.sleep(0.05)
+        return
+    handler.wfile.write(body)
+    handler.wfile.flush()
+
+
 def _openai_tool_calls(reply: _Reply, with_index: bool = False) -> list[dict[str, Any]]:
     calls = []
     for i, (call_id, name, args) in enumerate(reply.tool_calls):
         call: dict[str, Any] = {
             "id": call_id,
             "type": "function",
-            "function": {"name": name, "arguments": json.dumps(args)},
+            "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)},
         }
         if with_index:
             call["index"] = i

@@ -94,7 +94,12 @@ def _run_pytest(cwd: Path, server: ScriptedModelServer, *args: str) -> subproces
 
 
 def start_run_and_wait(
-    pytester: pytest.Pytester, server: ScriptedModelServer, n_tasks: int, run_id: str, journaled: int
+    pytester: pytest.Pytester,
+    server: ScriptedModelServer,
+    n_tasks: int,
+    run_id: str,
+    journaled: int,
+    concurrency: int = 1,
 ) -> tuple[subprocess.Popen[str], Path]:
     """Start a slow run in a subprocess and return once ``journaled`` items are in its journal."""
     tasks, scripts = tasks_and_scripts(n_tasks, delay=0.4)
@@ -102,7 +107,7 @@ def start_run_and_wait(
         server.add_script(key, script)
     (pytester.path / "tasks.json").write_text(json.dumps(tasks))
     run_dir = pytester.path / "smoltrace_results" / run_id
-    proc = _run_pytest(pytester.path, server, "--smoltrace-run-id", run_id, "--smoltrace-concurrency", "1")
+    proc = _run_pytest(pytester.path, server, "--smoltrace-run-id", run_id, "--smoltrace-concurrency", str(concurrency))
     deadline = time.monotonic() + 60
     while len(journal_nodeids(run_dir)) < journaled and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
