@@ -1,4 +1,4 @@
-"""Run every sandbox escape/abuse attempt of ``smoltrace_tools.escapes`` and print what happened.
+"""Run every sandbox escape/abuse attempt of the escape lab (``tests/escape_lab.py``) and print what happened.
 
     python benchmarks/security_suite.py            # summary per category + totals
     python benchmarks/security_suite.py -v         # one line per attempt
@@ -16,10 +16,12 @@ import os
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the lab lives beside its tests
 
-from smoltrace_tools.escapes import run_suite
+from escape_lab import run_suite
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The security suite: every escape/abuse attempt of :mod:`smoltrace_tools.escapes` is refused or contained, and
+"""The security suite: every escape/abuse attempt of the escape lab (`tests/escape_lab.py`) is refused or contained, and
 nothing outside the sandbox changes (files, environment, processes, the loopback canary servers)."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from escape_lab import ATTEMPTS, Attempt, EscapeLab
 
 from smoltrace_tools import sandbox as sandbox_module
 from smoltrace_tools import system as system_module
-from smoltrace_tools.escapes import ATTEMPTS, Attempt, EscapeLab
 
 
 @pytest.fixture(scope="module")

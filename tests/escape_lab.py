@@ -1,6 +1,7 @@
 """A catalogue of sandbox escape and abuse attempts, and a lab that runs them and checks that none succeeds.
 
 Used by ``tests/test_sandbox_escapes.py`` (one test per attempt) and ``benchmarks/security_suite.py`` (counts).
+A test lab, not part of the installed packages: it lives beside the tests that use it.
 
 The :class:`EscapeLab` builds, in a fresh temporary directory::
 
@@ -44,8 +45,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from . import close_tools
-from .errors import ToolRefusal
+from smoltrace_tools import close_tools
+from smoltrace_tools.errors import ToolRefusal
 
 __all__ = ["ATTEMPTS", "Attempt", "AttemptResult", "EscapeLab", "run_suite"]
 
@@ -224,7 +225,7 @@ class EscapeLab:
         return [sys.executable, "-c", "import time; time.sleep(300)", self.canary]
 
     def _start_processes(self) -> None:
-        from .context import ToolContext
+        from smoltrace_tools.context import ToolContext
 
         unrelated = subprocess.Popen(self._sleeper(), stdin=subprocess.DEVNULL, start_new_session=True)
         self._children.append(unrelated)
@@ -323,10 +324,10 @@ class EscapeLab:
 
     def tools(self) -> dict[str, Any]:
         """Fresh instrumented tools for one attempt (plus ``visit_webpage``, built without its optional extra)."""
-        from . import get_tools
-        from .addresses import NetworkPolicy
-        from .recording import ToolRecorder
-        from .web import VisitWebpageTool
+        from smoltrace_tools import get_tools
+        from smoltrace_tools.addresses import NetworkPolicy
+        from smoltrace_tools.recording import ToolRecorder
+        from smoltrace_tools.web import VisitWebpageTool
 
         policy = NetworkPolicy(resolver=_lab_resolver)
         tools = get_tools(LAB_TOOLS, working_dir=self.work, timeout_s=self.pattern_budget_s, network=policy)
