@@ -61,7 +61,7 @@ def assert_one_tree(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return spans
 
 
-def assert_traces_match_results(run_dir: Path) -> None:
+def assert_traces_match_results(run_dir: Path, model_name: str | None = "chat openai/scripted") -> None:
     """Every item: one tree, ≥1 chat span under a step, and Σ chat-span usage = the item's recorded tokens."""
     rows = {r["test_case_uid"]: r for r in json.loads((run_dir / "results.json").read_text())}
     docs = {d["nodeid"]: d for d in json.loads((run_dir / "traces.json").read_text())}
@@ -71,7 +71,7 @@ def assert_traces_match_results(run_dir: Path) -> None:
         spans = assert_one_tree(doc)
         llm = llm_spans(doc)
         assert len(llm) == 2, [s["name"] for s in doc["spans"]]
-        assert all(s["name"] == "chat openai/scripted" for s in llm)
+        assert all(s["name"] == model_name if model_name else s["name"].startswith("chat ") for s in llm)
         assert all(spans[s["parent_span_id"]]["category"] == "step" for s in llm)
         assert sum(s["attributes"]["gen_ai.usage.input_tokens"] for s in llm) == row["prompt_tokens"] > 0
         assert sum(s["attributes"]["gen_ai.usage.output_tokens"] for s in llm) == row["completion_tokens"] > 0
@@ -216,3 +216,29 @@ def test_a_retried_call_shows_every_attempt(bench: Any) -> None:
         == attempts[1]["attributes"]["gen_ai.usage.input_tokens"]
         + attempts[1]["attributes"]["gen_ai.usage.output_tokens"]
     )
+
+
+@pytest.mark.parametrize("provider", ["inference", "ollama"])
+def test_every_provider_traces_its_model_calls(
+    pytester: pytest.Pytester, server: ScriptedModelServer, provider: str
+) -> None:
+    for key, script in SCRIPTS.items():
+        server.add_script(key, script)
+    (pytester.path / "tasks.json").write_text(json.dumps(TASKS), encoding="utf-8")
+    base = server.url if provider == "ollama" else server.base_url
+    result = pytester.runpytest_subprocess(
+        "--smoltrace-model",
+        "openai/scripted",
+        "--smoltrace-provider",
+        provider,
+        "--smoltrace-api-base",
+        base,
+        "--smoltrace-dataset",
+        "tasks.json",
+        "--smoltrace-run-id",
+        "truth",
+        "-p",
+        "no:randomly",
+    )
+    result.assert_outcomes(passed=4)
+    assert_traces_match_results(pytester.path / "smoltrace_results" / "truth", model_name=None)
