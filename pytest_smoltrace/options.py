@@ -280,8 +280,17 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("run-id", "run identifier (also names the run directory)", metavar="ID", smoltrace_flag="--run-id"),
     OptionSpec(
         "resume",
-        "continue run RUN_ID (same output dir): run only the items its journal lacks, then write the full results",
+        "continue run RUN_ID (same output dir): run only the items its journal lacks, then write the full results; "
+        "refused when the run was made with another model, dataset, agent types or judging options",
         metavar="RUN_ID",
+    ),
+    OptionSpec(
+        "resume-force",
+        "with --smoltrace-resume: continue the run even though its model, dataset, agent types or judging options "
+        "differ from this session's (both settings are recorded; results then mix them)",
+        False,
+        type=_bool,
+        kind="flag",
     ),
 )
 

@@ -53,6 +53,7 @@ class Settings:
     private: bool
     run_id: str | None
     resume: str | None
+    resume_force: bool
 
     @property
     def active(self) -> bool:

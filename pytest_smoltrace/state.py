@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import tempfile
 import time
 import uuid
@@ -73,6 +75,9 @@ class SmoltraceState:
     publish_lines: list[str] = field(default_factory=list)
     #: OTLP export reports (``OtlpReport.to_dict()``) of every process that exported (this one's, xdist workers').
     otlp_reports: list[dict[str, Any]] = field(default_factory=list)
+    #: ``--smoltrace-resume-force`` over other settings: the resumed run's settings, where they were read and what
+    #: differs (``{"source", "settings", "differences"}``) — for metadata.json; None when nothing differed.
+    resumed_from_settings: dict[str, Any] | None = None
     _spec: ModelSpec | None = None
     _price: Price | None = None
     _price_resolved: bool = False
@@ -285,8 +290,16 @@ def _is_local(model: str | None) -> bool:
     return is_local(model)
 
 
-def _resumed(settings: Settings) -> tuple[str, list[ItemResult]]:
-    """The run id and the finished results of ``--smoltrace-resume RUN_ID``; a usage error when there is none."""
+#: Written into the run directory when a run starts (before any item): the settings it runs with, so that
+#: ``--smoltrace-resume`` can compare them even when metadata.json was never written (a kill -9).
+SETTINGS_FILE = "settings.json"
+SETTINGS_SCHEMA = 1
+
+
+def _resumed(settings: Settings) -> tuple[str, list[ItemResult], dict[str, Any] | None]:
+    """The run id and the finished results of ``--smoltrace-resume RUN_ID``, and (with ``--smoltrace-resume-force``
+    over other settings) what the resumed run's settings were. A usage error when there is no such run, or when it
+    was made with other settings and ``--smoltrace-resume-force`` is not given."""
     from .journal import JOURNAL, finished, read_journal
 
     run_id = settings.resume
@@ -298,11 +311,170 @@ def _resumed(settings: Settings) -> tuple[str, list[ItemResult]]:
         raise pytest.UsageError(
             f"--smoltrace-resume {run_id}: no {JOURNAL} in {run_dir} (check --smoltrace-output-dir and the run id)"
         )
-    return run_id, finished(read_journal(run_dir))
+    results = read_journal(run_dir)
+    return run_id, finished(results), _compare_resumed(settings, run_id, run_dir, results)
+
+
+def read_run_settings(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The settings a run was started (or last resumed) with, and the file they come from: ``settings.json``, else
+    the ``options`` of ``metadata.json``; ``(None, None)`` when neither is readable."""
+    for name, key in ((SETTINGS_FILE, "settings"), ("metadata.json", "options")):
+        try:
+            data = json.loads((run_dir / name).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as exc:
+            log.warning("%s: unreadable (%s); the resumed run's settings are taken from elsewhere", run_dir / name, exc)
+            continue
+        found = data.get(key) if isinstance(data, dict) else None
+        if isinstance(found, dict):
+            return found, name
+    return None, None
+
+
+def _compare_resumed(
+    settings: Settings, run_id: str, run_dir: Path, results: list[ItemResult]
+) -> dict[str, Any] | None:
+    from .preflight import journal_differences, settings_differences
+
+    before, source = read_run_settings(run_dir)
+    if before is not None:
+        differences = settings_differences(before, settings.public_dict())
+    else:  # only the journal is left: its records name the model, the provider and the agent types
+        differences, source = journal_differences(settings, results), "journal.jsonl"
+    if not differences:
+        return None
+    lines = "\n".join(f"  {d}" for d in differences)
+    if not settings.resume_force:
+        raise pytest.UsageError(
+            f"--smoltrace-resume {run_id}: the run was made with other settings (read from {source}):\n{lines}\n"
+            "give the same options to resume it, or add --smoltrace-resume-force to continue it with these "
+            "(both settings are then recorded)"
+        )
+    log.warning("--smoltrace-resume-force: run %s continues with other settings (from %s):\n%s", run_id, source, lines)
+    return {"source": source, "settings": before, "differences": [d.to_dict() for d in differences]}
+
+
+def write_run_settings(state: SmoltraceState) -> None:
+    """Write ``settings.json`` into the run directory: at the start of a new run, and when a resumed run has none yet
+    or was forced on with other settings (the replaced settings go to ``history``). A failure is a usage error naming
+    ``--smoltrace-output-dir``; directories this call made are removed again."""
+    from .preflight import write_problem
+
+    run_dir = state.run_dir
+    path = run_dir / SETTINGS_FILE
+    current = state.settings.public_dict()
+    history: list[Any] = []
+    if state.settings.resume:
+        existing = _read_json(path)
+        if existing is not None and state.resumed_from_settings is None:
+            return  # the run goes on with the settings it has
+        history = list(existing.get("history") or ()) if existing else []
+        if state.resumed_from_settings is not None:
+            history.append(
+                {
+                    "settings": state.resumed_from_settings["settings"],
+                    "source": state.resumed_from_settings["source"],
+                    "replaced_at": time.time(),
+                    "differences": state.resumed_from_settings["differences"],
+                }
+            )
+    document = {
+        "schema_version": SETTINGS_SCHEMA,
+        "run_id": state.run_id,
+        "written_at": time.time(),
+        "settings": current,
+        "history": history,
+    }
+    made = [p for p in (run_dir, *run_dir.parents) if not os.path.lexists(p)]
+    temporary = path.with_name(f".{SETTINGS_FILE}.{os.getpid()}.tmp")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        for directory in made:  # deepest first: leave no empty run directory behind
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        where = next((p for p in (run_dir, *run_dir.parents) if p.is_dir()), run_dir)
+        raise pytest.UsageError(write_problem(state.settings.output_dir, where, exc)) from None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+WORKER_RESUME = "smoltrace_resume_counts"
+
+
+class ResumeWatch:
+    """``--smoltrace-resume`` of a run whose journal already holds every item collected now: pytest would end with
+    exit code 5 ("no tests ran", everything deselected); the run is complete, so say so and exit 0.
+
+    Counts the benchmark items deselected because they are finished and those deselected otherwise (``-k``, ``-m``:
+    then the run is not complete), in every process that collects (xdist workers send theirs back)."""
+
+    def __init__(self, state: SmoltraceState) -> None:
+        self.state = state
+        self.finished = 0
+        self.others = 0
+        self.remaining = 0
+        self.complete = False
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        from .collect import TaskItem
+
+        for item in items:
+            if isinstance(item, TaskItem):
+                if item.nodeid in self.state.done:
+                    self.finished += 1
+                else:
+                    self.others += 1
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from .collect import TaskItem
+
+        self.remaining = sum(isinstance(item, TaskItem) for item in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        counts = getattr(node, "workeroutput", {}).get(WORKER_RESUME)
+        if counts:  # every worker collects every item: the same counts, not parts of a sum
+            self.finished = max(self.finished, counts[0])
+            self.others = max(self.others, counts[1])
+            self.remaining = max(self.remaining, counts[2])
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[WORKER_RESUME] = [self.finished, self.others, self.remaining]
+            return
+        if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and self.finished and not (self.others or self.remaining):
+            self.complete = True
+            session.exitstatus = pytest.ExitCode.OK
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.complete:
+            terminalreporter.write_line(
+                f"smoltrace: run {self.state.run_id} is already complete: its journal holds all {self.finished} "
+                "items, nothing left to run",
+                green=True,
+            )
 
 
 def create_state(config: pytest.Config, settings: Settings) -> SmoltraceState:
-    """The session's state: on a worker from what the controller sent, on the controller from the options."""
+    """The session's state: on a worker from what the controller sent, on the controller from the options.
+
+    The controller first runs the checks before a run (:mod:`.preflight`: credentials, model server, dataset, output
+    directory) and, for ``--smoltrace-resume``, compares the settings with the resumed run's; only when everything
+    passed does it write ``settings.json`` into the run directory (so a usage error leaves no run directory)."""
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         state = SmoltraceState(
@@ -313,17 +485,23 @@ def create_state(config: pytest.Config, settings: Settings) -> SmoltraceState:
         )
         state.local_api_base, state.local_label = workerinput.get(WORKER_LOCAL) or (None, None)
     else:
+        from . import preflight
         from .aggregate import Aggregator
 
+        writes_files = settings.output in ("json", "hub")
+        probe_dir = settings.output_dir / (settings.resume or settings.run_id or "")
+        preflight.check(config, settings, run_dir=probe_dir if writes_files else None)
         previous: list[ItemResult] = []
+        resumed_from: dict[str, Any] | None = None
         if settings.resume:
-            run_id, previous = _resumed(settings)
+            run_id, previous, resumed_from = _resumed(settings)
         else:
             run_id = settings.run_id or new_run_id()
         state = SmoltraceState(
             settings=settings, run_id=run_id, is_controller=True, done=frozenset(r.nodeid for r in previous)
         )
-        state.aggregator = Aggregator(state.run_dir if settings.output in ("json", "hub") else None, previous)
+        state.resumed_from_settings = resumed_from
+        state.aggregator = Aggregator(state.run_dir if writes_files else None, previous)
     from .toolbox import prepare
 
     try:
@@ -351,6 +529,13 @@ def create_state(config: pytest.Config, settings: Settings) -> SmoltraceState:
                     sum(r.record.cost_usd or 0.0 for r in state.aggregator.results.values()) if state.aggregator else 0
                 )
                 state.budget.reset(spent)
+        if state.is_controller and state.aggregator is not None and state.aggregator.run_dir is not None:
+            from .preflight import runs_items
+
+            if runs_items(config):
+                write_run_settings(state)  # the last check: the run directory is made only now
+        if settings.resume:
+            config.pluginmanager.register(ResumeWatch(state), "smoltrace-resume-watch")
     except BaseException:  # a usage error: nothing of this session may outlive it
         state.close()
         raise

@@ -69,6 +69,7 @@ CASES: list[Any] = [
     (["--output-dir", "out"], ["--smoltrace-output-dir", "out"]),
     (["--run-id", "r1"], ["--smoltrace-run-id", "r1"]),
     (["--resume", "r0"], ["--smoltrace-resume", "r0"]),
+    (["--resume-force"], ["--smoltrace-resume-force"]),
     (["--parallel-workers", "4"], ["-n", "4", "--dist", "loadscope"]),
     (["--parallel-workers", "1"], []),
     (["--quiet"], ["-q"]),
