@@ -64,6 +64,14 @@ def pytest_smoltrace_judge(task: Task, record: RunRecord) -> Check | list[Check]
 
     Runs in the process that ran the item, after the built-in checks; the item passes only if every check passes.
 
+    Called only for runs that finished: ``record.stop_reason`` is ``"final_answer"`` or ``"max_steps"``
+    (``record.response`` is then the final answer, or the max-steps summary, which is no answer:
+    ``record.final_answer_called`` is False). An item that errored or timed out (``"error"``/``"timeout"``; a model
+    or API error, a rejected model response, the time limit) is an error outcome whatever a check would say: this
+    hook is not called for it, and its verdict carries the built-in checks and ``record.error`` only
+    (:func:`pytest_smoltrace.judge.user_judges_apply` says which runs are judged). ``record.action_steps`` counts
+    the steps the agent took: a step whose model call failed is not one, and the max-steps summary is not one.
+
     .. code-block:: python
 
         # conftest.py
@@ -72,6 +80,6 @@ def pytest_smoltrace_judge(task: Task, record: RunRecord) -> Check | list[Check]
         def pytest_smoltrace_judge(task, record):
             if task.category != "math":
                 return None
-            steps = record.action_steps
+            steps = record.action_steps  # the run finished here: stop_reason is final_answer or max_steps
             return Check("at_most_3_steps", steps <= 3, expected="≤ 3 steps", actual=steps)
     """

@@ -19,9 +19,21 @@ from .tasks import Task
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["format_checks", "judge", "normalize_number_str", "normalize_str", "quasi_exact_match", "split_string"]
+__all__ = [
+    "ERROR_STOP_REASONS",
+    "final_answer_text",
+    "format_checks",
+    "judge",
+    "normalize_number_str",
+    "normalize_str",
+    "quasi_exact_match",
+    "split_string",
+    "user_judges_apply",
+]
 
 FINAL_ANSWER = "final_answer"
+#: Stop reasons that make an item an error outcome (pytest's ``E``).
+ERROR_STOP_REASONS = ("error", "timeout")
 
 # --------------------------------------------------------------------------------------------------------------
 # GAIA quasi-exact match
@@ -184,12 +196,26 @@ def _check_forbidden_tools(task: Task, record: RunRecord) -> Check:
     )
 
 
+def final_answer_text(record: RunRecord) -> tuple[str | None, str]:
+    """The text the answer checks judge, or ``None`` and why there is none.
+
+    Only an answer given through ``final_answer`` is an answer: the summary smolagents writes after max steps (kept
+    in ``record.response``) is not one, nor is anything of a run that errored or timed out.
+    """
+    if record.stop_reason == "final_answer" and record.final_answer_called and record.response is not None:
+        return record.response, ""
+    if record.stop_reason == "max_steps":
+        return None, "no final answer: max steps reached (the summary is not a final answer)"
+    return None, f"no final answer (stop reason: {record.stop_reason})"
+
+
 def _check_keywords(task: Task, record: RunRecord) -> Check:
     keywords = list(task.expected_keywords)
     expected = f"{task.keyword_mode} of [{', '.join(keywords)}]"
-    if record.response is None:
-        return Check(name="expected_keywords", passed=False, expected=expected, actual="no final answer")
-    text = record.response.lower()
+    answer, why_not = final_answer_text(record)
+    if answer is None:
+        return Check(name="expected_keywords", passed=False, expected=expected, actual=why_not)
+    text = answer.lower()
     matched = [k for k in keywords if k.lower() in text]
     missing = [k for k in keywords if k.lower() not in text]
     passed = bool(matched) if task.keyword_mode == "any" else not missing
@@ -203,18 +229,30 @@ def _check_keywords(task: Task, record: RunRecord) -> Check:
 
 def _check_expected_answer(task: Task, record: RunRecord) -> Check:
     assert task.expected_answer is not None
+    answer, why_not = final_answer_text(record)
+    if answer is None:
+        return Check(name="expected_answer", passed=False, expected=task.expected_answer, actual=why_not)
     return Check(
         name="expected_answer",
-        passed=quasi_exact_match(record.response, task.expected_answer),
+        passed=quasi_exact_match(answer, task.expected_answer),
         expected=task.expected_answer,
-        actual=record.response,
+        actual=answer,
     )
+
+
+def user_judges_apply(record: RunRecord) -> bool:
+    """Whether ``pytest_smoltrace_judge`` hooks judge this run: only runs that finished (``final_answer`` or
+    ``max_steps``). An item that errored or timed out is an error outcome whatever a check says, so user judges are
+    not called for it and its verdict carries the built-in checks only (see :func:`judge` and the hookspec)."""
+    return record.stop_reason not in ERROR_STOP_REASONS
 
 
 def judge(task: Task, record: RunRecord, extra_checks: Sequence[Check] = ()) -> Verdict:
     """The verdict for one run: the task's checks (DESIGN §4), then ``extra_checks`` as given.
 
-    An agent error or timeout makes an error outcome (``Verdict.error``) that still carries every check.
+    An agent error or timeout makes an error outcome (``Verdict.error``) that still carries every built-in check;
+    ``extra_checks`` (the user judges' checks) are left out of it: judges are not called for such a run (see
+    :func:`user_judges_apply`), and checks passed in anyway are dropped, never shown as if the run had an answer.
     """
     checks: list[Check] = [_check_final_answer(record)]
     if task.expected_tool is not None:
@@ -226,9 +264,17 @@ def judge(task: Task, record: RunRecord, extra_checks: Sequence[Check] = ()) -> 
         checks.append(_check_keywords(task, record))
     if task.expected_answer is not None:
         checks.append(_check_expected_answer(task, record))
-    checks.extend(extra_checks)
     error = None
-    if record.stop_reason in ("error", "timeout"):
+    if user_judges_apply(record):
+        checks.extend(extra_checks)
+    else:
+        if extra_checks:
+            logger.debug(
+                "%s: %d user check(s) dropped: the run ended with %s",
+                record.nodeid or record.task_id,
+                len(extra_checks),
+                record.stop_reason,
+            )
         error = f"{record.stop_reason}: {record.error or 'no detail'}"
     return Verdict(checks=tuple(checks), error=error)
 

@@ -109,45 +109,166 @@ def _describe(exc: BaseException) -> str:
     return excerpt(text, 2000)
 
 
-def _step_infos(memory_steps: list[Any]) -> list[StepInfo]:
+#: A usage count at or above this is no count: no model call reads or writes 10^12 tokens (and the Hub's int64
+#: columns hold every sum of such counts).
+MAX_USAGE_TOKENS = 10**12
+
+
+class ModelResponseError(Exception):
+    """A model response that cannot be true (a negative or absurd usage count): the item is an error outcome.
+
+    Its name is the record's ``error_type`` for such an item; :func:`usage_problem` gives the message."""
+
+
+def usage_problem(name: str, value: object) -> str | None:
+    """Why ``value`` cannot be the usage count ``name`` of one model response, or None when it can.
+
+    The one rule for every count the runner takes from a model response: a non-negative integer below 10^12.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_USAGE_TOKENS:
+        return None
+    return f"model response: usage.{name} = {value!r} (must be a non-negative integer below 10^12)"
+
+
+@dataclass(frozen=True)
+class StepUsage:
+    """The tokens of one model call as the runner counts them (``None``: the response did not report them)."""
+
+    input_tokens: int | None
+    output_tokens: int | None
+    #: Why the response's usage is impossible (:func:`usage_problem`); the item is then an error outcome.
+    problem: str | None = None
+    #: The response reported no usage (or part of it): what is missing is ``None``, never 0.
+    unreported: bool = False
+
+
+def _output_text(step: Any) -> str:
+    message = getattr(step, "model_output_message", None)
+    if message is not None:
+        content = message.content
+        calls = " ".join(str(tc.function.arguments) + tc.function.name for tc in (message.tool_calls or ()))
+        return f"{content or ''}{calls}"
+    return str(getattr(step, "model_output", None) or getattr(step, "action_output", None) or "")
+
+
+def step_usage(step: Any) -> StepUsage:
+    """The usage of the model call behind one memory step, validated; the one place usage counts are judged.
+
+    - No usage (``token_usage`` None), or 0 prompt tokens: the response reported none. litellm turns a response
+      without ``usage`` (or with ``usage: null``) into ``Usage(0, 0, 0)``, and no chat request has an empty prompt,
+      so 0 prompt tokens is never a count: both counts are unknown (``None``).
+    - 0 completion tokens for a response with text or tool calls: that count is unknown (litellm fills a missing
+      ``completion_tokens`` with 0; a non-empty answer is at least one token).
+    - A negative, non-integer or absurd count (:func:`usage_problem`): a model error naming the field.
+    """
+    usage = getattr(step, "token_usage", None)
+    if usage is None:
+        return StepUsage(None, None, unreported=True)
+    tokens_in, tokens_out = usage.input_tokens, usage.output_tokens
+    problem = usage_problem("prompt_tokens", tokens_in) or usage_problem("completion_tokens", tokens_out)
+    if problem is not None:
+        return StepUsage(None, None, problem=problem)
+    if tokens_in == 0:
+        return StepUsage(None, None, unreported=True)
+    if tokens_out == 0 and _output_text(step).strip():
+        return StepUsage(tokens_in, None, unreported=True)
+    return StepUsage(tokens_in, tokens_out)
+
+
+def _is_failed_call(step: Any) -> bool:
+    """An action step whose model call raised (smolagents appends it all the same): not a step the agent took."""
+    return step.model_output_message is None and step.model_output is None
+
+
+@dataclass
+class _Steps:
+    """The memory steps as the record reports them, with the usage of each model call."""
+
+    infos: list[StepInfo] = field(default_factory=list)
+    usages: list[StepUsage] = field(default_factory=list)
+
+    @property
+    def problem(self) -> str | None:
+        return next((u.problem for u in self.usages if u.problem is not None), None)
+
+    def totals(self) -> tuple[int | None, int | None]:
+        """Σ prompt and completion tokens; each ``None`` when any call's count is unknown (a partial sum is no
+        count). The forced max-steps summary and planning calls are included, each counted once."""
+        ins = [u.input_tokens for u in self.usages]
+        outs = [u.output_tokens for u in self.usages]
+        prompt = None if any(v is None for v in ins) else sum(v for v in ins if v is not None)
+        completion = None if any(v is None for v in outs) else sum(v for v in outs if v is not None)
+        return prompt, completion
+
+    def unreported_steps(self) -> list[str]:
+        return [
+            "planning" if info.number is None else str(info.number)
+            for info, usage in zip(self.infos, self.usages, strict=True)
+            if usage.unreported
+        ]
+
+
+def _step_infos(memory_steps: list[Any]) -> _Steps:
     from smolagents.memory import ActionStep, PlanningStep
     from smolagents.utils import AgentMaxStepsError
 
-    infos: list[StepInfo] = []
+    out = _Steps()
     for step in memory_steps:
-        usage = getattr(step, "token_usage", None)
+        if not isinstance(step, (ActionStep, PlanningStep)):
+            continue
         timing = getattr(step, "timing", None)
         duration_ms = (timing.duration or 0.0) * 1000 if timing is not None and timing.end_time else 0.0
-        tokens_in = usage.input_tokens if usage is not None else None
-        tokens_out = usage.output_tokens if usage is not None else None
         if isinstance(step, PlanningStep):
-            infos.append(StepInfo("planning", None, duration_ms, tokens_in, tokens_out))
-        elif isinstance(step, ActionStep):
-            message = step.model_output_message
-            requested = tuple(tc.function.name for tc in (message.tool_calls or ())) if message is not None else ()
-            kind: StepKind = "max_steps_summary" if isinstance(step.error, AgentMaxStepsError) else "action"
-            infos.append(
-                StepInfo(
-                    kind=kind,
-                    number=step.step_number,
-                    duration_ms=duration_ms,
-                    input_tokens=tokens_in,
-                    output_tokens=tokens_out,
-                    error=_describe(step.error) if step.error is not None and kind == "action" else None,
-                    requested_tools=requested,
-                    code=step.code_action,
-                    is_final_answer=bool(step.is_final_answer),
-                )
+            usage = step_usage(step)
+            out.infos.append(StepInfo("planning", None, duration_ms, usage.input_tokens, usage.output_tokens))
+            out.usages.append(usage)
+            continue
+        kind: StepKind = "max_steps_summary" if isinstance(step.error, AgentMaxStepsError) else "action"
+        if kind == "action" and _is_failed_call(step):
+            continue  # the run's error says what failed; the agent took no step
+        usage = step_usage(step)
+        message = step.model_output_message
+        requested = tuple(tc.function.name for tc in (message.tool_calls or ())) if message is not None else ()
+        out.infos.append(
+            StepInfo(
+                kind=kind,
+                number=step.step_number,
+                duration_ms=duration_ms,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                error=_describe(step.error) if step.error is not None and kind == "action" else None,
+                requested_tools=requested,
+                code=step.code_action,
+                is_final_answer=bool(step.is_final_answer),
             )
-    return infos
+        )
+        out.usages.append(usage)
+    return out
 
 
-def _token_totals(result: Any, steps: list[StepInfo]) -> tuple[int, int]:
+class _UsageGuard:
+    """Step callback: stops the agent at the first model response whose usage is impossible (no more spending on a
+    run that is an error outcome already); the runner decides from the steps themselves (:func:`step_usage`)."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def __call__(self, memory_step: Any, agent: Any = None) -> None:
+        if self.stopped or agent is None:
+            return
+        if step_usage(memory_step).problem is not None:
+            self.stopped = True
+            agent.interrupt()
+
+
+def _token_totals(result: Any, steps: _Steps) -> tuple[int | None, int | None]:
+    prompt, completion = steps.totals()
     usage = getattr(result, "token_usage", None)
-    if usage is not None:
+    if usage is not None and prompt is not None and completion is not None:
+        # smolagents' RunResult.token_usage sums the same steps; it is the contract (DESIGN §6)
         return int(usage.input_tokens), int(usage.output_tokens)
-    # No RunResult (the run raised or timed out): sum what the finished steps recorded.
-    return (sum(s.input_tokens or 0 for s in steps), sum(s.output_tokens or 0 for s in steps))
+    # No RunResult (the run raised or timed out): what the finished steps recorded; unknown stays unknown.
+    return prompt, completion
 
 
 def _make_record(
@@ -179,6 +300,33 @@ def _build(task: Task, agent_type: AgentType, cfg: RunConfig, recorder: Any) -> 
     tools = recorder.instrument_all([*raw, *cfg.extra_tools])
     tools.append(recorder.final_answer_tool())
     return build_agent(agent_type, tools, model, cfg), raw
+
+
+_unreported_warned: set[str] = set()
+_unreported_lock = threading.Lock()
+
+
+def _log_unreported(model: str, item: str, steps: list[str]) -> None:
+    """Say why an item's tokens are null: a warning the first time per model and process, then debug lines."""
+    with _unreported_lock:
+        first = model not in _unreported_warned
+        _unreported_warned.add(model)
+    log.log(
+        logging.WARNING if first else logging.DEBUG,
+        "%s: the response of model %s to step(s) %s reported no usage: the item's tokens and cost are unknown (null)%s",
+        item,
+        model,
+        ", ".join(steps),
+        "; later items with the same gap are logged at debug level" if first else "",
+    )
+
+
+def _guard_usage(agent: MultiStepAgent) -> None:
+    from smolagents.memory import ActionStep, PlanningStep
+
+    guard = _UsageGuard()
+    for step_cls in (ActionStep, PlanningStep):
+        agent.step_callbacks.register(step_cls, guard)
 
 
 def _wait(done: threading.Event, timeout_s: float, cancel: threading.Event | None) -> bool:
@@ -233,6 +381,7 @@ def run_task(
             error_type=type(exc).__name__,
         )
 
+    _guard_usage(agent)
     outcome = _Outcome()
     retry_log = RetryLog()
     usage_log = UsageLog()
@@ -268,6 +417,9 @@ def run_task(
         stop_reason, error, error_type = "error", "cancelled: the session stopped before this run finished", "Cancelled"
     elif not finished:
         stop_reason, error, error_type = "timeout", f"item exceeded its {cfg.timeout_s:g} s limit", "Timeout"
+    elif steps.problem is not None:  # before the agent's own error: the guard's interrupt is a consequence of it
+        stop_reason, error, error_type = "error", steps.problem, ModelResponseError.__name__
+        log.warning("%s: %s; the item is an error outcome", nodeid or task.id, steps.problem)
     elif outcome.error is not None:
         stop_reason, error, error_type = "error", _describe(outcome.error), type(outcome.error).__name__
     else:
@@ -275,6 +427,9 @@ def run_task(
         stop_reason = "max_steps" if getattr(result, "state", "success") == "max_steps_error" else "final_answer"
         output = getattr(result, "output", None)
         response = None if output is None else str(output)
+    unreported = steps.unreported_steps()
+    if unreported:
+        _log_unreported(cfg.spec.label, nodeid or task.id, unreported)
     return _make_record(
         task,
         agent_type,
@@ -282,9 +437,9 @@ def run_task(
         nodeid,
         started_at,
         response=response,
-        final_answer_called=any(s.is_final_answer for s in steps),
+        final_answer_called=any(s.is_final_answer for s in steps.infos),
         stop_reason=stop_reason,
-        steps=tuple(steps),
+        steps=tuple(steps.infos),
         tool_calls=recorder.calls,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,

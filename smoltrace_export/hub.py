@@ -36,7 +36,7 @@ from . import json_sink
 from .cards import leaderboard_card, run_dataset_card
 from .naming import KINDS, Kind, dataset_name, leaderboard_name, run_timestamp
 from .retry import describe, http_status, with_retries
-from .rows import SCHEMAS, features_for, hub_row, metric_rows, trace_rows
+from .rows import SCHEMAS, ColumnType, features_for, hub_row, metric_rows, trace_rows
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -228,10 +228,88 @@ def leaderboard_file(run_id: str) -> str:
     return f"{LEADERBOARD_DIR}/{safe}-{hashlib.sha1(run_id.encode()).hexdigest()[:8]}.parquet"
 
 
+#: The range of the Hub's ``int64`` columns (parquet INT64; pyarrow refuses anything outside it).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: Problems listed in one error before "and N more".
+_SHOWN_PROBLEMS = 3
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, except that a huge integer is described, not printed (nor run into the int-string limit)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def value_problem(kind: ColumnType, value: Any) -> str | None:
+    """Why ``value`` cannot be written to a Hub column of type ``kind``, or None when it can (None always can)."""
+    if value is None:
+        return None
+    if kind == "int64":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{_shown(value)} is not an integer"
+        if isinstance(value, float) and not value.is_integer():
+            return f"{_shown(value)} is not an integer"
+        if not INT64_MIN <= value <= INT64_MAX:
+            return f"{_shown(value)} does not fit int64 (-2^63 … 2^63-1)"
+    elif kind == "float64":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{_shown(value)} is not a number"
+        if isinstance(value, int) and value.bit_length() > 1023:  # float() of it raises OverflowError
+            return f"{_shown(value)} does not fit float64"
+    elif kind == "list<string>" and not isinstance(value, (list, tuple)):
+        return f"{_shown(value)} is not a list"
+    return None
+
+
+def _row_label(row: Mapping[str, Any]) -> str:
+    for key in ("test_case_uid", "agent_type", "name", "trace_id"):
+        value = row.get(key)
+        if isinstance(value, str) and value:
+            return f" ({value})"
+    return ""
+
+
+def column_problems(rows: Sequence[Mapping[str, Any]], kind: str) -> list[str]:
+    """Every value of ``rows`` that its column of ``SCHEMAS[kind]`` cannot hold, as ``<kind> row N (id): column
+    'name' (type): why``; empty when all of them fit."""
+    schema = SCHEMAS[kind]
+    problems = []
+    for number, row in enumerate(rows, start=1):
+        for name, (column_type, _) in schema.items():
+            problem = value_problem(column_type, row.get(name))
+            if problem is not None:
+                problems.append(f"{kind} row {number}{_row_label(row)}: column {name!r} ({column_type}): {problem}")
+    return problems
+
+
+def check_columns(tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+    """Raise ``ValueError`` naming the kind, row and column of each value that its Hub column cannot hold."""
+    problems = [problem for kind, rows in tables.items() for problem in column_problems(rows, kind)]
+    if problems:
+        more = len(problems) - _SHOWN_PROBLEMS
+        shown = "; ".join(problems[:_SHOWN_PROBLEMS]) + (f"; and {more} more" if more > 0 else "")
+        raise ValueError(f"{len(problems)} value(s) do not fit their Hub column: {shown}")
+
+
+def _tables(run: RunFiles) -> dict[Kind, list[dict[str, Any]]]:
+    """The rows to publish per kind (leaderboard rows apart: they get dataset names once the user is known)."""
+    tables: dict[Kind, list[dict[str, Any]]] = {"results": run.results}
+    trace_table = trace_rows(run.traces, run.run_id)
+    metric_table = metric_rows(run.metrics, run.run_id)
+    if trace_table:
+        tables["traces"] = trace_table
+    if metric_table:
+        tables["metrics"] = metric_table
+    return tables
+
+
 def _parquet(rows: Sequence[Mapping[str, Any]], kind: str) -> bytes:
     import datasets
 
     schema = SCHEMAS[kind]
+    check_columns({kind: rows})
     table = [hub_row(row, schema) for row in rows]
     ds = datasets.Dataset.from_list(table, features=features_for(schema))
     buf = io.BytesIO()
@@ -297,13 +375,7 @@ class _Publisher:
         user = str(whoami["name"])
         ts = run_timestamp(run.started_at, run.run_id)
         endpoint = self.api.endpoint
-        trace_table = trace_rows(run.traces, run.run_id)
-        metric_table = metric_rows(run.metrics, run.run_id)
-        tables: dict[Kind, list[dict[str, Any]]] = {"results": run.results}
-        if trace_table:
-            tables["traces"] = trace_table
-        if metric_table:
-            tables["metrics"] = metric_table
+        tables = _tables(run)
         names = {kind: dataset_name(user, kind, ts) for kind in tables}
         lb_repo = leaderboard_name(user)
         self.record = {
@@ -396,6 +468,10 @@ def publish_run_dir(
     run_dir = Path(run_dir)
     try:
         run = read_run_dir(run_dir)
+        # before any network call: a value its column cannot hold is named here, not deep inside pyarrow
+        publishable: dict[str, Sequence[Mapping[str, Any]]] = dict(_tables(run).items())
+        publishable["leaderboard"] = run.leaderboard
+        check_columns(publishable)
     except (OSError, ValueError) as exc:
         raise PublishError(run_dir, str(exc)) from exc
 

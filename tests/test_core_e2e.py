@@ -181,7 +181,12 @@ def test_max_steps_is_not_a_final_answer(bench: Any, server: ScriptedModelServer
         assert row["steps"] == 2  # each step once; the forced summary is not a step
         assert row["tools_used"] == ["get_weather", "get_weather"]
         assert "20°C" in row["response"]
-        assert check(row, "expected_keywords")["passed"] is True
+        assert check(row, "expected_keywords") == {
+            "name": "expected_keywords",
+            "passed": False,
+            "expected": "any of [20]",
+            "actual": "no final answer: max steps reached (the summary is not a final answer)",
+        }
         assert check(row, "final_answer")["passed"] is False
     # the forced summary's tokens are counted too
     usage = server.usage_for("[k-loop]")

@@ -89,7 +89,9 @@ def test_final_answer_fails_when_not_called() -> None:
 def test_max_steps_summary_with_keywords_still_fails_final_answer() -> None:
     rec = record(call("get_weather", location="Paris"), response="Paris is 20°C", final=False, stop_reason="max_steps")
     verdict = judge(task(expected_tool="get_weather", expected_keywords=("20",)), rec)
-    assert passed(verdict, "expected_keywords") and passed(verdict, "expected_tool")
+    assert passed(verdict, "expected_tool")
+    # the max-steps summary is no answer: keywords are judged on a final answer only (it mentions "20" all the same)
+    assert not passed(verdict, "expected_keywords")
     assert not passed(verdict, "final_answer")
     assert not verdict.passed
 
