@@ -100,7 +100,6 @@ _OPENSEARCH = "OpenSearch export is not supported; use --output-format json (the
 #: SMOLTRACE flags refused with the reason. A flag that gains a ``smoltrace_flag`` in the option table is supported
 #: from then on (the option table wins over this list).
 UNSUPPORTED: dict[str, str] = {
-    "--hf-inference-provider": "the plugin has no option for InferenceClientModel's provider= yet",
     "--model-args": "task variables (smolagents additional_args) are not supported; put the values in the prompt",
     "--temperature": _GENERATION,
     "--top-p": _GENERATION,

@@ -1,4 +1,4 @@
-"""Custom prompts (``--smoltrace-prompt-config FILE.yaml``): what a user may change in smolagents' prompts.
+"""Custom prompts (``--smoltrace-prompt-yml FILE.yaml``): what a user may change in smolagents' prompts.
 
 A prompt file is YAML (read with ``yaml.safe_load``) in one of these forms:
 

@@ -5,9 +5,9 @@ Files (``journal.jsonl`` is the aggregator's, appended as items finish):
 - ``results.json`` — list of results rows (``rows.RESULTS_SCHEMA``).
 - ``traces.json`` — list of trace documents, one per traced item, one document per line (streamed from the
   trace journal). Always written: ``[]`` when nothing was traced.
-- ``metrics.json`` — ``{schema_version, run_id, status, series, aggregates}``. Always written; until the
-  telemetry module measures anything it is :func:`unavailable_metrics` (``status: "unavailable"`` with the
-  reason, no figures) — an explicit statement rather than a missing file or made-up zeros.
+- ``metrics.json`` — ``{schema_version, run_id, status, series, aggregates}``. Always written; when nothing was
+  measured (no sampler ran) it is :func:`unavailable_metrics` (``status: "unavailable"`` with the reason, no
+  figures) — an explicit statement rather than a missing file or made-up zeros.
 - ``leaderboard_row.json`` — list with one leaderboard row per agent type (``rows.LEADERBOARD_SCHEMA``).
 - ``metadata.json`` — written last, so its presence means the other files are complete. Its ``counts`` get
   the real ``num_results`` (rows), ``num_traces`` (trace documents) and ``num_metrics`` (numbers in metrics.json:
@@ -79,12 +79,7 @@ def write_json_array(path: Path, items: Iterable[Mapping[str, Any] | str]) -> in
     return count
 
 
-def write_run_files(run_dir: Path, files: dict[str, Any]) -> list[Path]:
-    """Write each ``name → data`` pair as ``run_dir/name``."""
-    return [write_json(run_dir / name, data) for name, data in files.items()]
-
-
-def unavailable_metrics(run_id: str, reason: str = "telemetry not built") -> dict[str, Any]:
+def unavailable_metrics(run_id: str, reason: str = "nothing was measured") -> dict[str, Any]:
     """The ``metrics.json`` of a run without measurements: says so, with no figures."""
     return {
         "schema_version": METRICS_SCHEMA_VERSION,

@@ -22,7 +22,6 @@ from .fetch import fetch
 if TYPE_CHECKING:
     from smolagents import Tool
 
-    from .context import ToolContext
 
 __all__ = [
     "SEARCH_PROVIDERS",
@@ -130,7 +129,3 @@ class VisitWebpageTool(ContextTool):
             text = markdownify(text).strip()
         text = re.sub(r"\n{3,}", "\n\n", text)
         return clip(text, VISIT_MAX_CHARS)
-
-
-def build_visit_webpage(context: ToolContext) -> Tool:
-    return VisitWebpageTool(context)

@@ -254,7 +254,7 @@ def test_run_files_match_the_schemas(tmp_path: Path, agent_type: str) -> None:
         assert all(row[c] is None for c in LEADERBOARD_SCHEMA if c.startswith("gpu_") and c != "gpu_label")
         assert row["gpu_label"] == "unavailable" and row["schema_version"] == 1
         assert row["results_dataset"].startswith("local:") and row["traces_dataset"] is None
-    # telemetry not built yet: traces.json is an empty list, metrics.json says unavailable; counts are real
+    # nothing traced or measured: traces.json is an empty list, metrics.json says unavailable; counts are real
     assert json.loads((run_dir / "traces.json").read_text()) == []
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "unavailable" and metrics["series"] == [] and metrics["aggregates"] == {}
