@@ -12,65 +12,130 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from .journal import TRACE_JOURNAL, Journal
+from .journal import JOURNAL, TRACE_JOURNAL, Journal, read_jsonl
 from .records import SCHEMA_VERSION, ItemResult
 from .state import SmoltraceState
-from .summary import AgentSummary, summarize
+from .summary import CANCELLED, AgentSummary, group_attempts, summarize
 
 log = logging.getLogger(__name__)
 
 
 class Aggregator:
-    """Holds every finished item's result; appends each to ``journal.jsonl`` the moment it arrives.
+    """Holds every attempt of every item; appends each to ``journal.jsonl`` the moment it arrives.
 
-    Trace documents go to ``traces.jsonl`` instead (they are large), and are gathered into ``traces.json`` at the end.
+    An attempt is keyed by ``(nodeid, attempt)``: a rerun (pytest-rerunfailures) is a new attempt, a second result for
+    the same attempt replaces the first (as "later line wins" in the journal). On a resume the attempts already in the
+    journal are kept, and the attempts of this session are numbered after them. Trace documents go to
+    ``traces.jsonl`` instead (they are large), and are gathered into ``traces.json`` at the end.
     """
 
-    def __init__(self, run_dir: Path | None, previous: list[ItemResult] | None = None) -> None:
+    def __init__(
+        self, run_dir: Path | None, previous: list[ItemResult] | None = None, *, resumed: bool | None = None
+    ) -> None:
         self.run_dir = run_dir  # None: keep results in memory only (``--smoltrace-output none``)
-        #: Results carried over from the journal of the run being resumed (already journaled).
-        self.results: dict[str, ItemResult] = {r.nodeid: r for r in previous or ()}
-        self.resumed = len(self.results)
+        previous = list(previous or ())
+        done = {r.nodeid for r in previous}
+        #: Items carried over finished from the journal of the run being resumed (deselected in this session).
+        self.resumed = len(done)
+        if resumed is None:
+            resumed = bool(previous)
+        loaded = journal_attempts(run_dir) if resumed and run_dir is not None else previous
+        self._attempts: dict[tuple[str, int], ItemResult] = {}
+        for result in loaded:
+            # an attempt that did not finish is run again; its row stays when it recorded spend (a cancelled run),
+            # the re-run replaces it when it recorded none (a crashed worker's attempt: its spend died with it)
+            if result.nodeid in done or _spent(result):
+                self._attempts[(result.nodeid, result.record.attempt)] = result
+        #: Per item: how many attempts earlier sessions hold (this session's attempts are numbered after them).
+        self._base: dict[str, int] = {}
+        for nodeid, attempt in self._attempts:
+            self._base[nodeid] = max(self._base.get(nodeid, 0), attempt + 1)
+        #: Collection order of the node ids (results.json is written in it); unknown nodes go last, as they came.
+        self._order: dict[str, int] = {}
         self._journal = Journal(run_dir) if run_dir is not None else None
         self._traces = Journal(run_dir, TRACE_JOURNAL) if run_dir is not None else None
 
-    def add(self, result: ItemResult) -> None:
+    def add(self, result: ItemResult) -> ItemResult:
+        """File one attempt; its ``record.attempt`` (counted by the process that ran it) is offset by the attempts
+        earlier sessions hold. Returns the result as filed."""
+        attempt = self._base.get(result.nodeid, 0) + max(result.record.attempt, 0)
+        held = self._attempts.get((result.nodeid, attempt))
+        if held is not None and CANCELLED in (held.record.error_type, result.record.error_type):
+            # not the same attempt twice: a run one xdist worker started ahead for an item another worker ran
+            attempt = max(a for n, a in self._attempts if n == result.nodeid) + 1
+        if attempt != result.record.attempt:
+            result = dataclasses.replace(result, record=dataclasses.replace(result.record, attempt=attempt))
         if result.trace is not None:
             if self._traces is not None:
-                self._traces.append_json({"nodeid": result.nodeid, **result.trace})
+                self._traces.append_json({"nodeid": result.nodeid, "attempt": attempt, **result.trace})
             result = dataclasses.replace(result, trace=None)
-        self.results[result.nodeid] = result  # a rerun of the same node replaces the earlier result
+        self._attempts.pop((result.nodeid, attempt), None)  # a repeated attempt moves to the end, as in the journal
+        self._attempts[(result.nodeid, attempt)] = result
         if self._journal is not None:
             self._journal.append(result)
+        return result
+
+    def next_attempt(self, nodeid: str) -> int:
+        """The attempt number (before the offset :meth:`add` applies) a new attempt of ``nodeid`` gets."""
+        base = self._base.get(nodeid, 0)
+        held = [a for n, a in self._attempts if n == nodeid and a >= base]
+        return max(held) + 1 - base if held else 0
+
+    def set_order(self, nodeids: Iterable[str]) -> None:
+        """The collection order (first call wins: every process of a run collects the same items)."""
+        if not self._order:
+            self._order = {nodeid: n for n, nodeid in enumerate(nodeids)}
+
+    @property
+    def attempts(self) -> list[ItemResult]:
+        """Every attempt, items in collection order (then as they came), each item's attempts in attempt order."""
+        arrival: dict[str, int] = {}
+        for nodeid, _ in self._attempts:
+            arrival.setdefault(nodeid, len(arrival))
+        unknown = len(self._order)
+
+        def key(entry: tuple[tuple[str, int], ItemResult]) -> tuple[int, int, int]:
+            (nodeid, attempt), _ = entry
+            return (self._order.get(nodeid, unknown), arrival[nodeid], attempt)
+
+        return [result for _, result in sorted(self._attempts.items(), key=key)]
+
+    @property
+    def results(self) -> dict[str, ItemResult]:
+        """Each item's verdict attempt (its last), by node id, in the order of :attr:`attempts`."""
+        return {g.nodeid: g.final for g in group_attempts(self.attempts)}
 
     def trace_lines(self) -> Iterator[str]:
-        """The JSON text of the latest trace document of each item that has a result, in result order.
+        """The JSON text of the latest trace document of each attempt that has a result, in result order.
 
-        Streamed from ``traces.jsonl``: one pass notes each node's latest line offset (the node ids are all that is
+        Streamed from ``traces.jsonl``: one pass notes each trace's latest line offset (the keys are all that is
         held), a second reads those lines back, so memory does not grow with the size of the traces."""
         if self.run_dir is None:
             return
         path = self.run_dir / TRACE_JOURNAL
         if self._traces is not None:
             self._traces.close()  # flushed and closed: what it wrote is all on disk
-        latest: dict[str, int] = {}
+        latest: dict[tuple[str, ...], int] = {}
         if not path.exists():
             return
         with open(path, "rb") as handle:
             offset = 0
             for line in handle:
-                nodeid = _trace_nodeid(line)
-                if nodeid is not None:
-                    latest[nodeid] = offset
+                for key in _trace_keys(line):
+                    latest[key] = offset
                 offset += len(line)
-            for nodeid in self.results:
-                if nodeid in latest:
-                    handle.seek(latest[nodeid])
+            for result in self.attempts:
+                record = result.record
+                found = latest.get(("trace", record.trace_id)) if record.trace_id else None
+                if found is None:
+                    found = latest.get(("attempt", result.nodeid, str(record.attempt)))
+                if found is not None:
+                    handle.seek(found)
                     yield handle.readline().decode("utf-8")
 
     def close(self) -> None:
@@ -79,19 +144,48 @@ class Aggregator:
                 journal.close()
 
     def summaries(self, planned: dict[str, int]) -> list[AgentSummary]:
-        return summarize(self.results.values(), planned)
+        return summarize(self.attempts, planned)
 
 
-def _trace_nodeid(line: bytes) -> str | None:
-    """The node id of one complete ``traces.jsonl`` line (``None``: blank, cut short by a kill, or not a document)."""
+def _spent(result: ItemResult) -> bool:
+    """Whether an attempt recorded any spend (tokens or cost)."""
+    record = result.record
+    return bool(record.total_tokens or record.prompt_tokens or record.completion_tokens or record.cost_usd)
+
+
+def journal_attempts(run_dir: Path) -> list[ItemResult]:
+    """Every attempt in ``run_dir/journal.jsonl``, in journal order; a later line for the same attempt wins.
+
+    (:func:`pytest_smoltrace.journal.read_journal` gives each item's last line instead.)"""
+    attempts: dict[tuple[str, int], ItemResult] = {}
+    for data in read_jsonl(run_dir / JOURNAL):
+        try:
+            result = ItemResult.from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("%s: a journal line is not a result (%s); ignored", run_dir / JOURNAL, exc)
+            continue
+        key = (result.nodeid, result.record.attempt)
+        attempts.pop(key, None)
+        attempts[key] = result
+    return list(attempts.values())
+
+
+def _trace_keys(line: bytes) -> list[tuple[str, ...]]:
+    """The keys of one complete ``traces.jsonl`` line: its trace id, and its node id with the attempt (lines written
+    before attempts were numbered are attempt 0). None for a blank line, one cut short by a kill, or no document."""
     try:
         data = json.loads(line)
     except ValueError:
         if line.strip():
             log.warning("%s: a line cut short is ignored", TRACE_JOURNAL)
-        return None
-    nodeid = data.get("nodeid") if isinstance(data, dict) else None
-    return nodeid if isinstance(nodeid, str) else None
+        return []
+    if not isinstance(data, dict) or not isinstance(data.get("nodeid"), str):
+        return []
+    attempt = data.get("attempt", 0)
+    keys: list[tuple[str, ...]] = [("attempt", data["nodeid"], str(attempt if isinstance(attempt, int) else 0))]
+    if isinstance(data.get("trace_id"), str):
+        keys.append(("trace", data["trace_id"]))
+    return keys
 
 
 def _version(dist: str) -> str | None:
@@ -117,20 +211,64 @@ def _hardware() -> dict[str, Any]:
     return info
 
 
-def write_outputs(state: SmoltraceState, aggregator: Aggregator, *, interrupted: bool) -> Path:
-    """Write the five files of the run directory (results, traces, metrics, leaderboard, metadata)."""
+def run_totals(summaries: list[AgentSummary]) -> dict[str, Any]:
+    """The run's counts and spend, the same in metadata.json, the leaderboard rows (summed) and the terminal summary:
+    ``counts`` (items, by their verdicts) and ``totals`` (attempts and their spend: Σ over results.json)."""
+    costs = [s.cost_usd for s in summaries if s.cost_usd is not None]
+    return {
+        "counts": {
+            "planned": sum(s.planned for s in summaries),
+            "completed": sum(s.total for s in summaries),
+            "passed": sum(s.passed for s in summaries),
+            "failed": sum(s.failed for s in summaries),
+            "errored": sum(s.errored for s in summaries),
+        },
+        "totals": {
+            "timed_out": sum(s.timed_out for s in summaries),
+            "cancelled": sum(s.cancelled for s in summaries),
+            "not_run": sum(s.not_run for s in summaries),
+            "flaky": sum(s.flaky for s in summaries),
+            "attempts": sum(s.attempts for s in summaries),
+            "prompt_tokens": sum(s.prompt_tokens for s in summaries),
+            "completion_tokens": sum(s.completion_tokens for s in summaries),
+            "total_tokens": sum(s.total_tokens for s in summaries),
+            "cost_usd": float(f"{sum(costs):.10g}") if costs else None,
+            "duration_ms": round(sum(s.total_duration_ms for s in summaries), 3),
+        },
+    }
+
+
+def environment_shares(summaries: list[AgentSummary]) -> dict[str, float]:
+    """Each agent type's share of the run's energy: its attempts' share of the summed run time (by attempts when no
+    time was recorded). The shares sum to 1."""
+    time_total = sum(s.total_duration_ms for s in summaries)
+    if time_total > 0:
+        return {s.agent_type: s.total_duration_ms / time_total for s in summaries}
+    count = sum(s.attempts for s in summaries)
+    if count > 0:
+        return {s.agent_type: s.attempts / count for s in summaries}
+    return {s.agent_type: 1.0 / len(summaries) for s in summaries}
+
+
+def write_outputs(
+    state: SmoltraceState, aggregator: Aggregator, *, interrupted: bool, stop_reason: str | None = None
+) -> Path:
+    """Write the five files of the run directory (results, traces, metrics, leaderboard, metadata).
+
+    ``stop_reason``: why pytest stopped early (``-x``'s "stopping after 1 failures", Ctrl-C), when it did."""
     from smoltrace_export.json_sink import write_run_outputs
-    from smoltrace_export.rows import RunContext, environment_from_metrics, leaderboard_row, result_row
+    from smoltrace_export.rows import RunContext, environment_from_metrics, leaderboard_row, result_rows
 
     from .telemetry.metrics import build_metrics_document
 
     assert aggregator.run_dir is not None
     settings = state.settings
     finished_at = time.time()
-    results = sorted(aggregator.results.values(), key=lambda r: r.record.started_at)
+    results = aggregator.attempts  # collection order, each item's attempts in order
     summaries = aggregator.summaries(state.planned)
-    planned_total = sum(s.planned for s in summaries)
-    completed = len(results)
+    totals = run_totals(summaries)
+    planned_total = totals["counts"]["planned"]
+    completed = totals["counts"]["completed"]
     run_status = (
         "completed" if completed >= planned_total and not interrupted else ("partial" if completed else "failed")
     )
@@ -157,7 +295,7 @@ def write_outputs(state: SmoltraceState, aggregator: Aggregator, *, interrupted:
         traces_location=f"local:{run_dir / 'traces.json'}",
         metrics_location=f"local:{run_dir / 'metrics.json'}",
         hardware_scope="model" if spec.is_local_model else "runner",
-        run_stop_reason="interrupted" if interrupted else "completed",
+        run_stop_reason=(stop_reason or "interrupted") if interrupted else "completed",
         environment=environment_from_metrics(metrics),
     )
     price = state.price
@@ -172,19 +310,15 @@ def write_outputs(state: SmoltraceState, aggregator: Aggregator, *, interrupted:
         "dataset_revision": settings.revision,
         "run_status": run_status,
         "resumed_items": aggregator.resumed,
+        "resumed_from_settings": state.resumed_from_settings,
         "pricing": {
             "source": price.source if price else "unknown",
             "input_usd_per_1m": price.input_per_token * 1e6 if price else None,
             "output_usd_per_1m": price.output_per_token * 1e6 if price else None,
         },
         "options": settings.public_dict(),
-        "counts": {
-            "planned": planned_total,
-            "completed": completed,
-            "passed": sum(s.passed for s in summaries),
-            "failed": sum(s.failed for s in summaries),
-            "errored": sum(s.errored for s in summaries),
-        },
+        "run_stop_reason": ctx.run_stop_reason,
+        **totals,
         "timings": {
             "started_at": state.started_at,
             "finished_at": finished_at,
@@ -211,11 +345,17 @@ def write_outputs(state: SmoltraceState, aggregator: Aggregator, *, interrupted:
         },
         "hardware": _hardware(),
     }
+    shares = environment_shares(summaries) if summaries else {}
     write_run_outputs(
         run_dir,
-        results=[result_row(r) for r in results],
+        results=result_rows(results),
         leaderboard=[
-            leaderboard_row(s, ctx, results=[r for r in results if r.record.agent_type == s.agent_type])
+            leaderboard_row(
+                s,
+                ctx,
+                results=[r for r in results if r.record.agent_type == s.agent_type],
+                environment=ctx.environment.apportioned(shares[s.agent_type]) if s.agent_type in shares else None,
+            )
             for s in summaries
         ],
         metadata=meta,

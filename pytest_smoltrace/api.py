@@ -167,7 +167,8 @@ class _Capture:
 
 
 def _summary(exit_code: int, state: SmoltraceState | None) -> RunSummary:
-    from .journal import JOURNAL, read_journal
+    from .aggregate import journal_attempts
+    from .journal import JOURNAL
     from .summary import summarize
 
     if state is None:
@@ -175,9 +176,9 @@ def _summary(exit_code: int, state: SmoltraceState | None) -> RunSummary:
     aggregator = state.aggregator
     run_dir = aggregator.run_dir if aggregator is not None else None
     if run_dir is not None and (run_dir / JOURNAL).is_file():
-        results = read_journal(run_dir)
+        results = journal_attempts(run_dir)  # every attempt: reruns' spend is counted (summarize keeps each final)
     else:
-        results = list(aggregator.results.values()) if aggregator is not None else []
+        results = list(aggregator.attempts) if aggregator is not None else []
     return RunSummary(
         run_id=state.run_id,
         run_dir=run_dir if run_dir is not None and run_dir.is_dir() else None,

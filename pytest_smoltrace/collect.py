@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from .records import AgentType, Check, ItemResult, RunRecord
+from .concurrency import Fate, RunDeadlineExceeded, Unreported, attempt_of
+from .records import AgentType, Check, ItemResult, RunRecord, StopReason
 from .state import STATE_KEY, SmoltraceState
 from .tasks import Task, TaskError, load_file, load_source, select, tasks_from_objects
 
@@ -91,14 +92,19 @@ class TaskItem(pytest.Item):
         return self.config.stash[STATE_KEY]
 
     def setup(self) -> None:
+        if RESULT_KEY in self.stash:  # an earlier attempt's (pytest-rerunfailures runs setup again)
+            del self.stash[RESULT_KEY]
+        attempt = attempt_of(self)
         result = self.state.run_item(self)
+        if result.record.attempt != attempt:
+            result = dataclasses.replace(result, record=dataclasses.replace(result.record, attempt=attempt))
         self.stash[RESULT_KEY] = result
         if result.verdict.outcome == "error":
             raise SmoltraceRunError(result)
 
     def execute(self, cancel: threading.Event | None = None) -> ItemResult:
         """Run, judge and trace this item (in a run-ahead thread); the root span covers the run and the verdict."""
-        from .judge import judge
+        from .judge import judge, user_judges_apply
         from .runner import run_task
         from .telemetry import cost, tracing
 
@@ -124,7 +130,8 @@ class TaskItem(pytest.Item):
                 span_id=trace.span_id,
                 cost_usd=cost.record_cost_usd(state.price, record),
             )
-            verdict = judge(self.task, record, extra_checks=self._user_checks(record))
+            extra = self._user_checks(record) if user_judges_apply(record) else ()
+            verdict = judge(self.task, record, extra_checks=extra)
             trace.add_verdict(verdict)
         if state.budget is not None:
             state.budget.add(record.cost_usd)
@@ -148,6 +155,8 @@ class TaskItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, (SmoltraceFailure, SmoltraceRunError)):
             return failure_text(excinfo.value.result)
+        if _is_deadline(excinfo.value):
+            return str(excinfo.value)
         return super().repr_failure(excinfo)
 
     def _repr_failure_py(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
@@ -155,10 +164,16 @@ class TaskItem(pytest.Item):
         # check table too, and no Python source is parsed for a traceback nobody needs (see astguard)
         if isinstance(excinfo.value, (SmoltraceFailure, SmoltraceRunError)):
             return failure_text(excinfo.value.result)
+        if _is_deadline(excinfo.value):
+            return str(excinfo.value)
         return super()._repr_failure_py(excinfo, style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"smoltrace {self.agent_type} agent: task {self.task.id}"
+
+
+def _is_deadline(exc: BaseException) -> bool:
+    return isinstance(exc, RunDeadlineExceeded)
 
 
 def _is_check_tuple(value: Any) -> bool:
@@ -279,11 +294,42 @@ def is_task_file(file_path: Path) -> bool:
     return file_path.name.startswith("smoltrace_") and file_path.suffix in (".json", ".jsonl")
 
 
+#: Task files pytest collected under the test paths (resolved): the dataset option does not collect them again.
+_TASK_FILES = pytest.StashKey[set[Path]]()
+#: Node ids of every collected item in collection order (before deselection; results.json is written in it).
+ORDER_KEY = pytest.StashKey[list[str]]()
+
+
+def task_file(parent: pytest.Collector, file_path: Path) -> TaskFile | None:
+    """``pytest_collect_file``: a collector for a task file (noted, so that the dataset option skips it)."""
+    if not is_task_file(file_path):
+        return None
+    parent.config.stash.setdefault(_TASK_FILES, set()).add(file_path.resolve())
+    return TaskFile.from_parent(parent, path=file_path)
+
+
+def _collected_as_file(config: pytest.Config, spec: str) -> bool:
+    """The dataset option names a task file pytest already collects under the test paths (collect it once)."""
+    files = config.stash.get(_TASK_FILES, None)
+    if not files or not spec.endswith((".json", ".jsonl")):
+        return False
+    path = Path(config.invocation_params.dir) / spec
+    try:
+        return path.resolve() in files
+    except (OSError, RuntimeError):
+        return False
+
+
 def source_collectors(session: pytest.Session, state: SmoltraceState) -> list[pytest.Collector]:
     """Collectors for the dataset option and for conftest-defined tasks (the latter only when a hook exists)."""
     collectors: list[pytest.Collector] = []
     spec = state.settings.dataset
-    if spec and spec.lower() != "none" and not _default_dataset_unwanted(session.config):
+    if (
+        spec
+        and spec.lower() != "none"
+        and not _default_dataset_unwanted(session.config)
+        and not _collected_as_file(session.config, spec)
+    ):
         collectors.append(
             TaskSourceCollector.from_parent(
                 session, name=spec, nodeid=f"smoltrace/{source_label(spec, state)}", spec=spec
@@ -310,9 +356,14 @@ def source_label(spec: str, state: SmoltraceState) -> str:
 
 
 def collect_into(session: pytest.Session, items: list[pytest.Item], state: SmoltraceState) -> None:
-    """Collect the source collectors through pytest's own machinery (errors and counts are reported as usual)."""
+    """Collect the source collectors through pytest's own machinery (errors and counts are reported as usual), and
+    note the collection order of the task items (before any deselection or reordering)."""
     for collector in source_collectors(session, state):
         items.extend(session.genitems(collector))
+    order = [i.nodeid for i in items if isinstance(i, TaskItem)]
+    session.config.stash[ORDER_KEY] = order
+    if state.aggregator is not None:
+        state.aggregator.set_order(order)
 
 
 def drop_finished(config: pytest.Config, items: list[pytest.Item], state: SmoltraceState) -> None:
@@ -328,11 +379,20 @@ def drop_finished(config: pytest.Config, items: list[pytest.Item], state: Smoltr
         items[:] = keep
 
 
-def crash_result(nodeid: str, detail: str, state: SmoltraceState) -> ItemResult | None:
-    """The result of an item whose xdist worker died while running it (recorded, never silently dropped)."""
+def _unrun_result(
+    nodeid: str,
+    state: SmoltraceState,
+    *,
+    detail: str,
+    error_type: str,
+    spent: int | None,
+    timed_out: bool = False,
+    actual: str = "no run",
+) -> ItemResult | None:
+    """A result for an item whose agent run produced none (``spent``: its tokens, 0 or unknown)."""
     import time
 
-    from .records import Check, Verdict
+    from .records import Verdict
 
     parts = nodeid.split("::")
     if len(parts) < 3 or parts[-2] not in ("tool", "code"):
@@ -348,21 +408,145 @@ def crash_result(nodeid: str, detail: str, state: SmoltraceState) -> ItemResult 
         run_id=state.run_id,
         response=None,
         final_answer_called=False,
-        stop_reason="error",
+        stop_reason="timeout" if timed_out else "error",
         steps=(),
         tool_calls=(),
-        prompt_tokens=None,
-        completion_tokens=None,
+        prompt_tokens=spent,
+        completion_tokens=spent,
         duration_ms=0.0,
         started_at=time.time(),
-        error=f"the worker process crashed while running this item: {detail[:500]}",
-        error_type="WorkerCrashed",
+        error=detail,
+        error_type=error_type,
         nodeid=nodeid,
     )
     verdict = Verdict(
-        checks=(Check("final_answer", False, "called", "worker crashed"),), error=f"error: {record.error}"
+        checks=(Check("final_answer", False, "called", actual),), error=f"{record.stop_reason}: {record.error}"
     )
     return ItemResult(nodeid=nodeid, record=record, verdict=verdict)
+
+
+def crash_result(nodeid: str, detail: str, state: SmoltraceState) -> ItemResult | None:
+    """The result of an item whose xdist worker died while running it (recorded, never silently dropped)."""
+    return _unrun_result(
+        nodeid,
+        state,
+        detail=f"the worker process crashed while running this item: {detail[:500]}",
+        error_type="WorkerCrashed",
+        spent=None,
+        actual="worker crashed",
+    )
+
+
+# -- results of attempts no agent run reported: failed from outside, timed out, cancelled -----------------------------
+
+
+def _outside_reason(call: pytest.CallInfo[None], report: pytest.TestReport) -> tuple[str, str]:
+    """What failed the item from outside the agent run, and its type name (from the exception, else the report)."""
+    if call.excinfo is not None:
+        return call.excinfo.exconly()[:1000], call.excinfo.typename
+    text = (report.longreprtext or "").strip().splitlines()
+    return (text[-1] if text else f"{report.when} {report.outcome}")[:1000], "ExternalFailure"
+
+
+def _is_pytest_timeout(reason: str) -> bool:
+    return "Timeout" in reason and "pytest-timeout" in reason
+
+
+def settle_report(item: TaskItem, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
+    """``pytest_runtest_makereport`` (where the item runs): put this attempt's result on its report, whatever failed.
+
+    - setup failed with our own error: the run's result; with pytest-timeout's deadline (:class:`RunDeadlineExceeded`)
+      or anything else from outside while the run was in flight: nothing now, the run is kept and recorded at the end
+      of the session with its spend (:func:`unreported_results`); before any run started: a result with no spend;
+    - setup skipped (another plugin) after a run was started ahead for the item: that run is recorded as cancelled;
+    - call: the run's result; when something other than the verdict failed the call, the result gains a failed
+      ``pytest_outcome`` check naming it (pytest's ``F`` and the row agree).
+    """
+    result = item.stash.get(RESULT_KEY, None)
+    if result is not None and result.record.attempt != attempt_of(item):
+        result = None  # an earlier attempt's: this attempt failed before the item's setup ran
+    exc = call.excinfo.value if call.excinfo is not None else None
+    ours = isinstance(exc, (SmoltraceFailure, SmoltraceRunError))
+    run_ahead = item.state.run_ahead
+    if call.when == "setup":
+        if ours and result is not None:
+            attach_result(report, result)
+            return
+        if report.skipped:
+            if run_ahead is not None:
+                run_ahead.abandon(item, "cancelled", f"skipped: {_outside_reason(call, report)[0]}")
+            return
+        if not report.failed:
+            return
+        reason, type_name = _outside_reason(call, report)
+        if exc is not None and _is_deadline(exc):
+            disarm = getattr(item, "cancel_timeout", None)  # pytest-timeout's backstop fires once, as its own timer
+            if callable(disarm):
+                disarm()
+        fate: Fate = "timeout" if (exc is not None and _is_deadline(exc)) or _is_pytest_timeout(reason) else "error"
+        if result is not None:  # the run had finished: failed from outside after it (a plugin's later setup hook)
+            record = result.record
+            stop: StopReason = "timeout" if fate == "timeout" else "error"
+            detail = f"failed from outside the agent run: {reason}"
+            record = dataclasses.replace(record, stop_reason=stop, error=detail, error_type=type_name)
+            verdict = dataclasses.replace(result.verdict, error=f"{stop}: {detail}")
+            attach_result(report, dataclasses.replace(result, record=record, verdict=verdict))
+            return
+        if run_ahead is not None and run_ahead.abandon(item, fate, reason, type_name):
+            return  # recorded at the end of the session, with the run's spend
+        unrun = _unrun_result(
+            item.nodeid,
+            item.state,
+            detail=f"failed before its agent run started: {reason}",
+            error_type="Timeout" if fate == "timeout" else type_name,
+            spent=0,
+            timed_out=fate == "timeout",
+        )
+        if unrun is not None:
+            attach_result(report, _with_attempt(unrun, attempt_of(item)))
+    elif call.when == "call" and result is not None:
+        if report.failed and not ours:
+            reason, _ = _outside_reason(call, report)
+            checks = (*result.verdict.checks, Check("pytest_outcome", False, "passed", reason))
+            result = dataclasses.replace(result, verdict=dataclasses.replace(result.verdict, checks=checks))
+        attach_result(report, result)
+
+
+def _with_attempt(result: ItemResult, attempt: int) -> ItemResult:
+    return dataclasses.replace(result, record=dataclasses.replace(result.record, attempt=attempt))
+
+
+def unreported_results(entries: Iterable[Unreported], stop_reason: str | None) -> list[ItemResult]:
+    """Results for the runs no report carried (:meth:`RunAhead.drain`), each with its spend and what became of it.
+
+    A run started ahead for an item pytest never ran is ``Cancelled`` (not completed; a resume runs it again); a run
+    pytest stopped waiting for is the item's timeout or error, as pytest reported it."""
+    from .records import Verdict
+
+    out = []
+    for entry in entries:
+        result, record = entry.result, entry.result.record
+        stop: StopReason
+        if entry.fate == "cancelled":
+            why = entry.reason or stop_reason or "the session ended first"
+            ran = f"; the run itself ended with {record.stop_reason}" + (f": {record.error}" if record.error else "")
+            detail = (
+                f"cancelled: its run had started ahead (--smoltrace-concurrency) but pytest never ran the item "
+                f"({why}); its spend is recorded, and --smoltrace-resume runs the item again{ran}"
+            )
+            stop, error_type = "error", "Cancelled"
+        elif entry.fate == "timeout":
+            detail = f"{entry.reason}: pytest stopped waiting; the run went on, and its spend is recorded"
+            stop, error_type = "timeout", "Timeout"
+        else:
+            detail = f"failed from outside the agent run: {entry.reason or 'no detail'}"
+            stop, error_type = "error", entry.error_type or "ExternalFailure"
+        record = dataclasses.replace(
+            record, stop_reason=stop, error=detail, error_type=error_type, attempt=entry.attempt
+        )
+        verdict = Verdict(checks=result.verdict.checks, error=f"{stop}: {detail}")
+        out.append(dataclasses.replace(result, record=record, verdict=verdict))
+    return out
 
 
 #: Largest result payload a worker sends to the controller; bigger ones lose their bulkiest parts first.
@@ -382,18 +566,23 @@ def _shrink(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def attach_result(report: pytest.TestReport, result: ItemResult) -> None:
-    """Put the result on the report (xdist ships ``report.__dict__`` to the controller) as plain JSON, size-capped."""
+def payload(result: ItemResult) -> dict[str, Any]:
+    """The result as plain JSON (execnet refuses anything else), size-capped: what travels to the controller."""
     import json
 
-    text = json.dumps(result.to_dict(), default=str)  # plain JSON types only: execnet refuses anything else
-    data = json.loads(text)
+    text = json.dumps(result.to_dict(), default=str)
+    data: dict[str, Any] = json.loads(text)
     if len(text) > MAX_PAYLOAD_BYTES:
         data = _shrink(data)
-    report.__dict__["smoltrace"] = data
+    return data
 
 
-def result_from_report(nodeid: str, data: Any) -> ItemResult | None:
+def attach_result(report: pytest.TestReport, result: ItemResult) -> None:
+    """Put the result on the report (xdist ships ``report.__dict__`` to the controller)."""
+    report.__dict__["smoltrace"] = payload(result)
+
+
+def result_from_report(nodeid: str | None, data: Any) -> ItemResult | None:
     """Validate a payload that arrived on a report; a malformed one is logged and dropped, never fatal."""
     import logging
 
@@ -402,7 +591,7 @@ def result_from_report(nodeid: str, data: Any) -> ItemResult | None:
     except (KeyError, TypeError, ValueError) as exc:
         logging.getLogger(__name__).warning("%s: ignoring a malformed smoltrace result payload (%s)", nodeid, exc)
         return None
-    if result.nodeid != nodeid:
+    if nodeid is not None and result.nodeid != nodeid:
         logging.getLogger(__name__).warning(
             "%s: result payload names another item (%s); ignored", nodeid, result.nodeid
         )

@@ -3,15 +3,23 @@
 When an item's ``setup`` asks for its run, :class:`RunAhead` also starts the runs of the next items this process
 will execute (``session.items`` order without xdist; the worker's own queue under xdist), up to the window. Each
 run is a daemon thread (an abandoned run cannot block interpreter exit); each item waits only for its own.
+
+Every run that started is accounted for (README, "Parallel, resilient, resumable"): a run pytest stopped waiting
+for (pytest-timeout's limit, another plugin failing the item) and a run started ahead for an item pytest never ran
+(``-x``, ``--maxfail``, a skip) are kept, and :meth:`RunAhead.drain` hands them over at the end of the session with
+their spend, to be recorded (as timed out, errored or cancelled).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
@@ -21,6 +29,55 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RunFn = Callable[[Any, threading.Event], "ItemResult"]
+#: What became of a run nobody waits for any more: its item was cancelled (pytest never ran it), timed out, or failed
+#: from outside the run (another plugin).
+Fate = Literal["cancelled", "timeout", "error"]
+
+#: ``(time.monotonic() deadline, message)`` of the item's time limit from pytest-timeout (see the plugin's
+#: ``pytest_timeout_set_timer``); one-shot, as pytest-timeout's own signal timer.
+DEADLINE_KEY = pytest.StashKey[tuple[float, str]]()
+
+
+class RunDeadlineExceeded(Exception):
+    """The item's pytest-timeout limit passed while its run was in flight; the run finishes in the background."""
+
+
+def attempt_of(item: Any) -> int:
+    """The 0-based attempt pytest is running of ``item`` (pytest-rerunfailures counts runs in ``execution_count``)."""
+    count = getattr(item, "execution_count", 1)
+    return max(count - 1, 0) if isinstance(count, int) else 0
+
+
+@dataclass
+class _Run:
+    item: Any
+    future: Future[ItemResult]
+    cancel: threading.Event
+    attempt: int = 0
+    fate: Fate = "cancelled"
+    #: Why nobody waits for the run (None for a run started ahead that pytest never asked for: filled in at drain).
+    reason: str | None = None
+    error_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Unreported:
+    """A finished run no report carried: the run's own result and what became of its item."""
+
+    item: Any
+    result: ItemResult
+    attempt: int
+    fate: Fate
+    reason: str | None
+    error_type: str | None = None
+
+
+@dataclass
+class _Registry:
+    #: Runs started and not yet claimed by their item's setup, by node id.
+    waiting: dict[str, _Run] = field(default_factory=dict)
+    #: Runs their item stopped waiting for (timed out or failed from outside), in that order.
+    orphans: list[_Run] = field(default_factory=list)
 
 
 class RunAhead:
@@ -31,49 +88,166 @@ class RunAhead:
         self._run = run
         #: Asked before starting an upcoming item's run (False: the budget is spent).
         self._may_start = may_start
-        self._futures: dict[str, Future[ItemResult]] = {}
+        self._runs = _Registry()
         self._lock = threading.Lock()
         self.cancelled = threading.Event()
 
     def _in_flight(self) -> int:
-        return sum(1 for f in self._futures.values() if not f.done())
+        runs = [*self._runs.waiting.values(), *self._runs.orphans]
+        return sum(1 for r in runs if not r.future.done())
 
     def _start(self, item: Any) -> None:
-        if item.nodeid in self._futures:
+        if item.nodeid in self._runs.waiting:
             return
         future: Future[ItemResult] = Future()
         future.set_running_or_notify_cancel()
-        self._futures[item.nodeid] = future
+        cancel = threading.Event()
+        if self.cancelled.is_set():
+            cancel.set()
+        self._runs.waiting[item.nodeid] = _Run(item, future, cancel)
 
         def target() -> None:
             try:
-                future.set_result(self._run(item, self.cancelled))
+                future.set_result(self._run(item, cancel))
             except BaseException as exc:  # surfaced to the waiting item
                 future.set_exception(exc)
 
         threading.Thread(target=target, name=f"smoltrace-run:{item.nodeid}", daemon=True).start()
 
     def result_for(self, item: Any, upcoming: Sequence[Any]) -> ItemResult:
-        """Start ``item`` (if not started) and as many ``upcoming`` items as the window allows; wait for ``item``."""
+        """Start ``item`` (if not started) and as many ``upcoming`` items as the window allows; wait for ``item``.
+
+        Waits until the item's pytest-timeout deadline at most (:data:`DEADLINE_KEY`): then the run is kept, to finish
+        in the background and be recorded at the end, and :class:`RunDeadlineExceeded` is raised. Any other exception
+        that ends the wait from outside (a signal handler's) keeps the run the same way; Ctrl-C does not."""
         with self._lock:
             self._start(item)
             for other in upcoming:
                 if self._in_flight() >= self.window or not self._may_start():
                     break
                 self._start(other)
-            future = self._futures[item.nodeid]
+            run = self._runs.waiting[item.nodeid]
+        stash = getattr(item, "stash", None)
+        deadline = stash.get(DEADLINE_KEY, None) if stash is not None else None
         try:
-            return future.result()
-        finally:
-            with self._lock:
-                self._futures.pop(item.nodeid, None)
+            try:
+                result = run.future.result(timeout=None if deadline is None else max(deadline[0] - time.monotonic(), 0))
+            except FutureTimeout as exc:
+                if run.future.done() and run.future.exception() is not exc:
+                    result = run.future.result()  # it finished just now
+                elif not run.future.done():
+                    assert deadline is not None and stash is not None
+                    del stash[DEADLINE_KEY]
+                    self._orphan(run, "timeout", deadline[1], "Timeout")
+                    raise RunDeadlineExceeded(deadline[1]) from None
+                else:
+                    raise
+        except KeyboardInterrupt:
+            self._forget(run)
+            raise
+        except RunDeadlineExceeded:
+            raise
+        except BaseException as exc:
+            if run.future.done() and run.future.exception() is exc:  # the run's own exception
+                self._forget(run)
+            else:  # stopped from outside (a signal handler raised here): the reason comes with the report
+                self._orphan(run, "error", None, None)
+            raise
+        self._forget(run)
+        return result
+
+    def _forget(self, run: _Run) -> None:
+        with self._lock:
+            if self._runs.waiting.get(run.item.nodeid) is run:
+                del self._runs.waiting[run.item.nodeid]
+
+    def _orphan(self, run: _Run, fate: Fate, reason: str | None, error_type: str | None) -> None:
+        with self._lock:
+            if self._runs.waiting.get(run.item.nodeid) is run:
+                del self._runs.waiting[run.item.nodeid]
+            run.attempt, run.fate, run.reason, run.error_type = attempt_of(run.item), fate, reason, error_type
+            self._runs.orphans.append(run)
+
+    def abandon(self, item: Any, fate: Fate, reason: str, error_type: str | None = None) -> bool:
+        """``item``'s current attempt ended without its run's result (a plugin failed or skipped it from outside):
+        keep its run, if one started, to be recorded at the end with ``fate`` and ``reason``. False: no run started.
+        """
+        attempt = attempt_of(item)
+        with self._lock:
+            for run in reversed(self._runs.orphans):
+                if run.item.nodeid == item.nodeid and run.attempt == attempt:
+                    if run.reason is None:
+                        run.fate, run.reason, run.error_type = fate, reason, error_type
+                        if fate == "timeout":
+                            run.error_type = "Timeout"
+                    return True
+            waiting = self._runs.waiting.pop(item.nodeid, None)
+            if waiting is None:
+                return False
+            waiting.attempt, waiting.fate, waiting.reason, waiting.error_type = attempt, fate, reason, error_type
+            self._runs.orphans.append(waiting)
+            return True
 
     def started(self, item: Any) -> bool:
         with self._lock:
-            return item.nodeid in self._futures
+            return item.nodeid in self._runs.waiting
 
-    def cancel(self) -> None:
-        self.cancelled.set()
+    def pending(self) -> int:
+        """Runs nobody waits for that have not finished yet."""
+        with self._lock:
+            return self._in_flight()
+
+    def drain(self, wait_s: float, *, interrupted: bool = False) -> list[Unreported]:
+        """Every run that no report will carry, once finished: waits up to ``wait_s`` in all, then cancels what is
+        left (a cancelled run returns what it had done). ``interrupted`` (Ctrl-C): runs started ahead for items pytest
+        never ran are cancelled and dropped, and the others get a second at most."""
+        with self._lock:
+            orphans, self._runs.orphans = self._runs.orphans, []
+            waiting = list(self._runs.waiting.values())
+            self._runs.waiting.clear()
+        if interrupted:  # Ctrl-C: stop every run now; keep what the runs pytest reported on had done
+            self.cancel([*waiting, *orphans])
+            waiting, wait_s = [], min(wait_s, 1.0)
+        deadline = time.monotonic() + wait_s
+        out: list[Unreported] = []
+        for run in [*orphans, *waiting]:
+            result = self._wait(run, deadline)
+            if result is None:
+                continue
+            attempt = run.attempt if run in orphans else attempt_of(run.item)
+            out.append(Unreported(run.item, result, attempt, run.fate, run.reason, run.error_type))
+        return out
+
+    def _wait(self, run: _Run, deadline: float) -> ItemResult | None:
+        """The run's result, waiting until ``deadline`` and then cancelling it (None: it raised or never returned)."""
+        try:
+            try:
+                return run.future.result(timeout=max(deadline - time.monotonic(), 0))
+            except FutureTimeout:
+                if run.future.done():
+                    raise
+            run.cancel.set()  # a cancelled run returns what it had done within a fraction of a second
+            return run.future.result(timeout=2.0)
+        except KeyboardInterrupt:  # Ctrl-C while waiting: cancel everything, keep what returns at once
+            self.cancel()
+            return self._wait(run, time.monotonic()) if run.future.done() else None
+        except FutureTimeout:
+            if not run.future.done():
+                log.warning("%s: its agent run did not return after being cancelled; not recorded", run.item.nodeid)
+                return None
+        except Exception:
+            pass
+        log.warning("%s: its agent run raised; not recorded", run.item.nodeid, exc_info=True)
+        return None
+
+    def cancel(self, runs: Sequence[_Run] | None = None) -> None:
+        """Cancel ``runs`` (default: every run, and any started later)."""
+        if runs is None:
+            self.cancelled.set()
+            with self._lock:
+                runs = [*self._runs.waiting.values(), *self._runs.orphans]
+        for run in runs:
+            run.cancel.set()
 
 
 _POSITIONS = pytest.StashKey[dict[int, int]]()

@@ -199,7 +199,7 @@ class SmoltraceRunner:
         Agent, model and tool failures never raise: they become an error verdict (``run.verdict.error``). A task
         field that breaks the schema raises :class:`~pytest_smoltrace.tasks.TaskError` naming the field.
         """
-        from .judge import judge
+        from .judge import judge, user_judges_apply
         from .runner import run_task
         from .tasks import validate_row
 
@@ -224,11 +224,15 @@ class SmoltraceRunner:
         nodeid = self._node.nodeid + (f"#{number}" if number > 1 else "")
         record = run_task(task, agent_type, cfg, nodeid=nodeid)
         record = dataclasses.replace(record, cost_usd=_cost(self._session_config, cfg, record))
-        extra = [
-            _as_check(check)
-            for returned in self._node.ihook.pytest_smoltrace_judge(task=task, record=record)
-            for check in (returned if isinstance(returned, list) else [returned])
-        ]
+        extra = (
+            [
+                _as_check(check)
+                for returned in self._node.ihook.pytest_smoltrace_judge(task=task, record=record)
+                for check in (returned if isinstance(returned, list) else [returned])
+            ]
+            if user_judges_apply(record)
+            else []
+        )
         verdict = judge(task, record, extra_checks=extra)
         run = AgentRun(task=task, record=record, verdict=verdict)
         self.runs.append(run)

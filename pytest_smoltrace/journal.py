@@ -195,7 +195,11 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def read_journal(run_dir: Path) -> list[ItemResult]:
-    """Every complete line of ``run_dir/journal.jsonl`` (later lines for the same node win)."""
+    """Each item's latest attempt in ``run_dir/journal.jsonl`` (one line per attempt).
+
+    A later line for the same node wins, unless it is an earlier attempt: a run harvested at session end (started
+    ahead, or past a pytest-timeout limit) may be journaled after the item's rerun, and the rerun is the item's
+    verdict. (:func:`pytest_smoltrace.aggregate.journal_attempts` gives every attempt.)"""
     results: dict[str, ItemResult] = {}
     for data in read_jsonl(run_dir / JOURNAL):
         try:
@@ -203,7 +207,9 @@ def read_journal(run_dir: Path) -> list[ItemResult]:
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("%s: a journal line is not a result (%s); ignored", run_dir / JOURNAL, exc)
             continue
-        results[result.nodeid] = result
+        held = results.get(result.nodeid)
+        if held is None or result.record.attempt >= held.record.attempt:
+            results[result.nodeid] = result
     return list(results.values())
 
 

@@ -19,6 +19,12 @@ if TYPE_CHECKING:
 
 WORKER_SAMPLES = "smoltrace_samples"
 WORKER_OTLP = "smoltrace_otlp_reports"
+#: Results no report carried (runs started ahead for items the worker never ran, runs pytest stopped waiting for).
+WORKER_UNREPORTED = "smoltrace_unreported"
+#: The worker's collection order of the task items (results.json is written in it).
+WORKER_ORDER = "smoltrace_order"
+#: How long after pytest-timeout's limit its own timer (the backstop) fires when our item did not end by itself.
+TIMEOUT_BACKSTOP_S = 10.0
 MODEL_MARKER = "smoltrace_model"
 MODEL_MARKER_LINE = (
     f"{MODEL_MARKER}(model, provider='litellm', api_base=None): the model the smoltrace_run fixture uses in this test"
@@ -106,9 +112,9 @@ class ActivePlugin:
         return header_lines(self.state)
 
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-        from .collect import TaskFile, is_task_file
+        from .collect import task_file
 
-        return TaskFile.from_parent(parent, path=file_path) if is_task_file(file_path) else None
+        return task_file(parent, file_path)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(
@@ -138,26 +144,61 @@ class ActivePlugin:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
-        """A worker died while running ``crashitem``: record it as crashed (a resume runs it again)."""
+        """Controller side (xdist): a worker died while running ``crashitem``; record it as crashed (a resume runs it
+        again)."""
+        import dataclasses
+
         from .collect import attach_result, crash_result
 
         result = crash_result(crashitem, str(report.longrepr or "worker crashed"), self.state)
         if result is not None:
+            if self.state.aggregator is not None:  # the attempt it crashed in (a rerun's, under rerunfailures)
+                attempt = self.state.aggregator.next_attempt(crashitem)
+                result = dataclasses.replace(result, record=dataclasses.replace(result.record, attempt=attempt))
             attach_result(report, result)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-        from .collect import RESULT_KEY, SmoltraceRunError, TaskItem, attach_result, failure_text
+        """Where the item runs (the only process, or an xdist worker): every attempt's result rides on its report."""
+        from .collect import SmoltraceRunError, TaskItem, failure_text, settle_report
 
         report = yield
         if not isinstance(item, TaskItem):
             return report
-        result = item.stash.get(RESULT_KEY, None)
-        if result is not None and (call.when == "call" or (call.when == "setup" and report.failed)):
-            attach_result(report, result)
+        settle_report(item, call, report)
         if call.excinfo is not None and isinstance(call.excinfo.value, SmoltraceRunError):
             report.longrepr = failure_text(call.excinfo.value.result)
         return report
+
+    @pytest.hookimpl(tryfirst=True, optionalhook=True)
+    def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> bool | None:
+        """pytest-timeout, where the item runs: a task item's limit ends the wait for its run (the item is then a
+        timeout error, and the run is recorded with its spend at the end), instead of pytest-timeout's exception in
+        the middle of the wait (signal method) or ``os._exit`` of the whole process (thread method). pytest-timeout's
+        own timer still backs it up, ``TIMEOUT_BACKSTOP_S`` later."""
+        from .collect import TaskItem
+        from .concurrency import DEADLINE_KEY
+
+        timeout = getattr(settings, "timeout", None)
+        if not isinstance(item, TaskItem) or getattr(settings, "func_only", False) or not timeout:
+            return None  # func_only: the limit covers the call phase, which only applies the verdict
+        message = f"Timeout (>{timeout:g}s) from pytest-timeout"
+        item.stash[DEADLINE_KEY] = (time.monotonic() + float(timeout), message)
+        try:
+            import pytest_timeout
+
+            pytest_timeout.pytest_timeout_set_timer(item, settings._replace(timeout=timeout + TIMEOUT_BACKSTOP_S))
+        except (ImportError, AttributeError, TypeError):  # another pytest-timeout: our deadline alone
+            pass
+        return True
+
+    @pytest.hookimpl(tryfirst=True, optionalhook=True)
+    def pytest_timeout_cancel_timer(self, item: pytest.Item) -> None:
+        from .concurrency import DEADLINE_KEY
+
+        if DEADLINE_KEY in item.stash:
+            del item.stash[DEADLINE_KEY]
+        # None: pytest-timeout's own implementation cancels its (backstop) timer
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
         """Verbose runs show an item's model-call retries next to its outcome: ``PASSED (2 retries: HTTP 429)``."""
@@ -198,24 +239,64 @@ class ActivePlugin:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        self.state.samples.extend(getattr(node, "workeroutput", {}).get(WORKER_SAMPLES) or ())
-        self.state.otlp_reports.extend(getattr(node, "workeroutput", {}).get(WORKER_OTLP) or ())
+        """Controller side (xdist): what a worker sent back when it finished."""
+        output = getattr(node, "workeroutput", None) or {}
+        self.state.samples.extend(output.get(WORKER_SAMPLES) or ())
+        self.state.otlp_reports.extend(output.get(WORKER_OTLP) or ())
+        aggregator = self.state.aggregator
+        if aggregator is None:
+            return
+        aggregator.set_order(output.get(WORKER_ORDER) or ())
+        from .collect import result_from_report
+
+        for data in output.get(WORKER_UNREPORTED) or ():
+            result = result_from_report(None, data)
+            if result is not None:
+                aggregator.add(result)
+
+    def _unreported(self, session: pytest.Session, exitstatus: int) -> list[Any]:
+        """Where items ran: the results of runs no report carried, once they finished (see RunAhead.drain)."""
+        run_ahead = self.state.run_ahead
+        if run_ahead is None:
+            return []
+        from .collect import unreported_results
+
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        pending = run_ahead.pending()
+        if pending and not interrupted and self.state.is_controller:
+            reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter.write_line(
+                    f"smoltrace: waiting for {pending} agent run(s) nobody waits for any more (started ahead, or "
+                    "past their time limit) to finish, so that their spend is recorded; Ctrl-C cancels them"
+                )
+        wait_s = self.state.settings.timeout + 30.0
+        return unreported_results(run_ahead.drain(wait_s, interrupted=interrupted), _stop_reason(session))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         state = self.state
+        unreported = self._unreported(session, exitstatus)
         state.finish_process()  # cancel runs started ahead, stop sampling, flush OTLP
         workeroutput = getattr(session.config, "workeroutput", None)
         if workeroutput is not None:
+            from .collect import ORDER_KEY, payload
+
             workeroutput[WORKER_SAMPLES] = state.samples
             workeroutput[WORKER_OTLP] = state.otlp_reports
+            workeroutput[WORKER_UNREPORTED] = [payload(r) for r in unreported]
+            workeroutput[WORKER_ORDER] = session.config.stash.get(ORDER_KEY, [])
             return
         aggregator = state.aggregator
-        if aggregator is None or aggregator.run_dir is None or session.config.option.collectonly:
+        if aggregator is None:
+            return
+        for result in unreported:
+            aggregator.add(result)
+        if aggregator.run_dir is None or session.config.option.collectonly:
             return
         from .aggregate import publish, write_outputs
 
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop or session.shouldfail)
-        run_dir = write_outputs(state, aggregator, interrupted=interrupted)
+        run_dir = write_outputs(state, aggregator, interrupted=interrupted, stop_reason=_stop_reason(session))
         if state.settings.output == "hub" and not publish(state, run_dir) and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -226,7 +307,7 @@ class ActivePlugin:
         from .summary import summarize
 
         aggregator = self.state.aggregator
-        summaries = summarize(aggregator.results.values() if aggregator else (), self.state.planned)
+        summaries = summarize(aggregator.attempts if aggregator else (), self.state.planned)
         if summaries:
             write_summary(terminalreporter, summaries, aggregator.run_dir if aggregator else None)
         for line in self.state.publish_lines:
@@ -235,3 +316,13 @@ class ActivePlugin:
             from .report import write_otlp_line
 
             write_otlp_line(terminalreporter, self.state.otlp_reports)
+
+
+def _stop_reason(session: pytest.Session) -> str | None:
+    """Why pytest stopped before the end (``-x``: "stopping after 1 failures"), or None; under xdist the controller's
+    reason is its scheduler's."""
+    dsession = session.config.pluginmanager.get_plugin("dsession")
+    for reason in (session.shouldfail, session.shouldstop, getattr(dsession, "shouldstop", None)):
+        if isinstance(reason, str) and reason:
+            return reason
+    return None

@@ -144,6 +144,9 @@ class RunRecord:
     cache_creation_input_tokens: int | None = None
     #: Completion tokens spent on hidden reasoning (part of ``completion_tokens``, never added to it).
     reasoning_tokens: int | None = None
+    #: 0-based attempt of this item in the run directory: reruns (pytest-rerunfailures) and the re-run of an attempt
+    #: that did not finish (``--smoltrace-resume``) count up. Not ``repeat`` (``--smoltrace-repeats``).
+    attempt: int = 0
 
     @property
     def total_tokens(self) -> int | None:
@@ -198,6 +201,7 @@ class RunRecord:
             cached_input_tokens=data.get("cached_input_tokens"),
             cache_creation_input_tokens=data.get("cache_creation_input_tokens"),
             reasoning_tokens=data.get("reasoning_tokens"),
+            attempt=int(data.get("attempt") or 0),
         )
 
 

@@ -45,10 +45,14 @@ def write_summary(tr: pytest.TerminalReporter, summaries: list[AgentSummary], ru
                 (s.errored, "errored"),
                 (s.timed_out, "timed out"),
                 (s.max_steps, "hit max steps"),
-                (s.planned - s.total, "not run"),
+                (s.flaky, "flaky (passed on rerun)"),
+                (s.cancelled, "cancelled (started ahead, never run by pytest; their spend is counted)"),
+                (s.not_run, "not run"),
             )
             if n > 0
         ]
+        if s.attempts > s.total + s.cancelled:
+            extras.append(f"{s.attempts} attempts (tokens count every attempt)")
         if extras:
             tr.write_line(f"       {', '.join(extras)}")
         details = [

@@ -501,7 +501,7 @@ def create_state(config: pytest.Config, settings: Settings) -> SmoltraceState:
             settings=settings, run_id=run_id, is_controller=True, done=frozenset(r.nodeid for r in previous)
         )
         state.resumed_from_settings = resumed_from
-        state.aggregator = Aggregator(state.run_dir if writes_files else None, previous)
+        state.aggregator = Aggregator(state.run_dir if writes_files else None, previous, resumed=bool(settings.resume))
     from .toolbox import prepare
 
     try:
@@ -525,9 +525,7 @@ def create_state(config: pytest.Config, settings: Settings) -> SmoltraceState:
                 )
             state.budget = Budget(settings.max_cost, Path(tempfile.gettempdir()) / f"smoltrace-{state.run_id}.cost")
             if state.is_controller:  # a new run starts from zero; a resumed one from what it had already spent
-                spent = (
-                    sum(r.record.cost_usd or 0.0 for r in state.aggregator.results.values()) if state.aggregator else 0
-                )
+                spent = sum(r.record.cost_usd or 0.0 for r in state.aggregator.attempts) if state.aggregator else 0
                 state.budget.reset(spent)
         if state.is_controller and state.aggregator is not None and state.aggregator.run_dir is not None:
             from .preflight import runs_items

@@ -16,7 +16,10 @@ from .rows import SCHEMAS, schema_table
 TAGS = ["smoltrace", "pytest-smoltrace", "smolagents", "evaluation", "benchmark", "agents", "llm"]
 
 _PURPOSE = {
-    "results": "one row per benchmark item (task × agent type): verdict, checks, tools used, steps, tokens, timing",
+    "results": (
+        "one row per attempt of each benchmark item (task × agent type; reruns are attempts): verdict, checks, "
+        "tools used, steps, tokens, timing"
+    ),
     "traces": "one row per traced item: the OpenTelemetry spans of its agent run",
     "metrics": "the run's resource figures (GPU/CPU time series and aggregates), each labelled measured, "
     "estimated or unavailable",

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_smoltrace.records import SCHEMA_VERSION, ItemResult
-from pytest_smoltrace.summary import AgentSummary
+from pytest_smoltrace.summary import AgentSummary, first_attempt_passes, group_attempts
 
 if TYPE_CHECKING:
     from datasets import Features
@@ -39,12 +39,19 @@ RESULTS_SCHEMA: dict[str, tuple[ColumnType, str]] = {
     "model": ("string", "Model id as given to the run (e.g. `openai/gpt-4.1-nano`)."),
     "evaluation_date": ("string", "When the item's agent run started (ISO 8601, UTC)."),
     "task_id": ("string", "The task's `id` in its source."),
-    "test_case_uid": ("string", "pytest node id `smoltrace/<source>::<agent_type>::<id>`, unique in a run."),
+    "test_case_uid": (
+        "string",
+        "pytest node id `smoltrace/<source>::<agent_type>::<id>`; with `attempt`, unique in a run.",
+    ),
     "agent_type": ("string", "`tool` (ToolCallingAgent) or `code` (CodeAgent)."),
     "difficulty": ("string", "The task's difficulty (`easy`/`medium`/`hard`) or null."),
     "prompt": ("string", "The text given to `agent.run`."),
-    "success": ("bool", "Every check passed (the item's pytest outcome is `passed`)."),
-    "pass_at_1_passed": ("bool", "`success` on the first attempt of the item; null for repeats."),
+    "success": ("bool", "Every check of this attempt passed (its pytest outcome is `passed`)."),
+    "pass_at_1_passed": (
+        "bool",
+        "`success` on the attempt pass@1 counts (the item's first attempt that finished); null on other attempts "
+        "and repeats.",
+    ),
     "tool_called": ("bool", "At least one tool other than `final_answer` was executed without raising."),
     "correct_tool": ("bool", "The `expected_tool` check passed; null when the task expects no tool."),
     "final_answer_called": ("bool", "The agent called `final_answer` (a max-steps summary is not one)."),
@@ -87,7 +94,16 @@ RESULTS_SCHEMA: dict[str, tuple[ColumnType, str]] = {
     "checks": ("json", "The verdict's checks: a list of `{name, passed, expected, actual}`."),
     "tool_calls": ("json", "Every executed tool call: `{name, arguments, result, error, duration_ms, started_at}`."),
     "error_type": ("string", "Class name of the error, if any."),
-    "repeat": ("int64", "Repeat index of the item (0 = first attempt)."),
+    "repeat": ("int64", "Repeat index of the item (`--smoltrace-repeats`; 0 = the first repeat)."),
+    "attempt": (
+        "int64",
+        "0-based attempt of the item: one row per attempt (pytest-rerunfailures reruns; the re-run of a cancelled "
+        "attempt by `--smoltrace-resume`).",
+    ),
+    "final_attempt": (
+        "bool",
+        "This attempt's verdict is the item's: its last attempt (a cancelled run after a real attempt aside).",
+    ),
     "schema_version": ("int64", "Version of this row schema."),
 }
 
@@ -124,23 +140,30 @@ LEADERBOARD_SCHEMA: dict[str, tuple[ColumnType, str]] = {
     "metrics_dataset": ("string", "Hub dataset of the run's metrics, or null."),
     "dataset_used": ("string", "Task source: bundled set name, file path or Hub dataset."),
     # 5. scores
-    "total_tests": ("int64", "Items of this agent type that finished."),
+    "total_tests": ("int64", "Items of this agent type that finished (an item's verdict is its last attempt's)."),
     "successful_tests": ("int64", "Items that passed."),
     "failed_tests": ("int64", "Items where a check failed."),
     "success_rate": ("float64", "successful_tests / total_tests × 100, 2 decimals."),
-    "pass_at_1": ("float64", "Share (0–1) of tasks whose first attempt passed, 4 decimals."),
+    "pass_at_1": (
+        "float64",
+        "Share (0–1) of tasks whose first attempt passed (a rerun never counts; a cancelled or crashed attempt is "
+        "not one), 4 decimals.",
+    ),
     "pass_rule": ("string", f"How pass@1 is decided: `{PASS_RULE}`."),
     "pass_attempts": ("int64", "Attempts per task counted by pass@1 (1)."),
     "evaluated_prompts": ("int64", "Distinct tasks with a first attempt."),
     "passed_prompts": ("int64", "Distinct tasks whose first attempt passed."),
     # 6. efficiency
     "avg_steps": ("float64", "Mean action steps per item."),
-    "avg_duration_ms": ("float64", "Mean agent run duration per item (ms)."),
-    "total_duration_ms": ("float64", "Sum of agent run durations (ms)."),
-    "total_tokens": ("int64", "Sum of prompt + completion tokens."),
-    "avg_tokens_per_test": ("int64", "total_tokens / total_tests, rounded."),
-    "total_cost_usd": ("float64", "Sum of known item costs in USD; null when no cost is known."),
-    "avg_cost_per_test_usd": ("float64", "total_cost_usd / total_tests; null when no cost is known."),
+    "avg_duration_ms": ("float64", "Mean agent run duration per finished item, its attempts together (ms)."),
+    "total_duration_ms": ("float64", "Sum of agent run durations of every attempt (ms)."),
+    "total_tokens": ("int64", "Sum of prompt + completion tokens of every attempt (= the sum over results.json)."),
+    "avg_tokens_per_test": ("int64", "Tokens of the finished items' attempts / total_tests, rounded."),
+    "total_cost_usd": ("float64", "Sum of known costs of every attempt in USD; null when no cost is known."),
+    "avg_cost_per_test_usd": (
+        "float64",
+        "Cost of the finished items' attempts / total_tests; null when no cost is known.",
+    ),
     "total_prompt_tokens": ("int64", "Sum of prompt tokens."),
     "total_completion_tokens": ("int64", "Sum of completion tokens."),
     "total_cached_input_tokens": ("int64", "Sum of cached prompt tokens (part of the prompt tokens); null: unknown."),
@@ -161,8 +184,15 @@ LEADERBOARD_SCHEMA: dict[str, tuple[ColumnType, str]] = {
     # 8. generation settings
     "generation_settings": ("json", "`{requested, applied, not_applied}` generation parameters, or null."),
     # 9. environment
-    "co2_emissions_g": ("float64", "CO2 emitted by the run in grams; null when unavailable (see co2_label)."),
-    "power_cost_total_usd": ("float64", "Energy cost of the run in USD; null when unavailable."),
+    "co2_emissions_g": (
+        "float64",
+        "This row's share (environment_share) of the CO2 the run emitted, in grams; null when unavailable "
+        "(see co2_label).",
+    ),
+    "power_cost_total_usd": (
+        "float64",
+        "This row's share (environment_share) of the run's energy cost in USD; null when unavailable.",
+    ),
     # 10. GPU
     **_GPU_COLUMNS,
     # 11.
@@ -175,6 +205,17 @@ LEADERBOARD_SCHEMA: dict[str, tuple[ColumnType, str]] = {
     "co2_label": ("string", "`measured`, `estimated` or `unavailable`: how co2_emissions_g was obtained."),
     "power_cost_label": ("string", "`measured`, `estimated` or `unavailable`: how power_cost_total_usd was obtained."),
     "gpu_label": ("string", "`measured` or `unavailable`: whether the gpu_* columns come from NVML samples."),
+    "attempts": ("int64", "Attempts of this agent type's items (its rows of results.json): reruns and cancelled runs."),
+    "flaky_tests": ("int64", "Items that passed on a rerun after an attempt that failed or errored."),
+    "cancelled_tests": (
+        "int64",
+        "Items whose run had started ahead but pytest never ran them (-x, --maxfail): spend counted, not completed.",
+    ),
+    "environment_share": (
+        "float64",
+        "Share (0–1) of the run's CO2 and energy cost given to this row: its agent type's share of the attempts' run "
+        "time (the rows of a run sum to the run's figures); null: the figures are the whole run's.",
+    ),
     "schema_version": ("int64", "Version of this row schema."),
 }
 
@@ -231,9 +272,23 @@ def _answer_correct(result: ItemResult) -> bool | None:
     return all(c.passed for c in checks) if checks else None
 
 
-def result_row(result: ItemResult) -> dict[str, Any]:
-    """One results row (columns of :data:`RESULTS_SCHEMA`, in its order) for one finished item."""
+def result_rows(results: Iterable[ItemResult]) -> list[dict[str, Any]]:
+    """Results rows for the attempts ``results`` (in their order), each knowing whether pass@1 counts it and whether
+    it is its item's last attempt."""
+    results = list(results)
+    items = group_attempts(results)
+    firsts = {id(g.first) for g in items if not g.cancelled}
+    finals = {id(g.final) for g in items}
+    return [result_row(r, first=id(r) in firsts, final=id(r) in finals) for r in results]
+
+
+def result_row(result: ItemResult, *, first: bool | None = None, final: bool = True) -> dict[str, Any]:
+    """One results row (columns of :data:`RESULTS_SCHEMA`, in its order) for one attempt of an item.
+
+    ``first``: whether pass@1 counts this attempt (default: it is attempt 0); ``final``: whether it is the item's
+    last attempt. :func:`result_rows` decides both from all the attempts."""
     record, verdict, task = result.record, result.verdict, result.task
+    counted = record.attempt == 0 if first is None else first
     expected_tool = verdict.check("expected_tool")
     enhanced = {
         "trace_id": record.trace_id,
@@ -251,7 +306,7 @@ def result_row(result: ItemResult) -> dict[str, Any]:
         "difficulty": task.get("difficulty"),
         "prompt": task.get("prompt"),
         "success": verdict.passed,
-        "pass_at_1_passed": verdict.passed if record.repeat == 0 else None,
+        "pass_at_1_passed": verdict.passed if record.repeat == 0 and counted else None,
         "tool_called": bool(record.executed_tools),
         "correct_tool": expected_tool.passed if expected_tool is not None else None,
         "final_answer_called": record.final_answer_called,
@@ -282,6 +337,8 @@ def result_row(result: ItemResult) -> dict[str, Any]:
         "tool_calls": [c.to_dict() for c in record.tool_calls],
         "error_type": record.error_type,
         "repeat": record.repeat,
+        "attempt": record.attempt,
+        "final_attempt": final,
         "schema_version": SCHEMA_VERSION,
     }
     return {name: row[name] for name in RESULTS_SCHEMA}
@@ -303,6 +360,21 @@ class EnvironmentFigures:
     gpu_temperature_max: float | None = None
     gpu_power_avg_w: float | None = None
     gpu_label: FigureLabel = "unavailable"
+    #: The fraction of the run's CO2 and energy cost these figures are (one agent type's share); None: the whole run's.
+    share: float | None = None
+
+    def apportioned(self, share: float) -> EnvironmentFigures:
+        """These figures' ``share`` (0–1): CO2 and energy cost scaled, GPU averages and peaks (not additive) kept."""
+
+        def part(value: float | None) -> float | None:
+            return None if value is None else value * share
+
+        return replace(
+            self,
+            co2_emissions_g=part(self.co2_emissions_g),
+            power_cost_total_usd=part(self.power_cost_total_usd),
+            share=round(share, 6),
+        )
 
 
 @dataclass(frozen=True)
@@ -352,11 +424,10 @@ def leaderboard_row(
     total = summary.total
     env = environment or ctx.environment
     mine = [r for r in results if r.record.agent_type == summary.agent_type]
-    firsts = [r for r in mine if r.record.repeat == 0]
-    if firsts:
-        evaluated = len({r.record.task_id for r in firsts})
-        passed_prompts = len({r.record.task_id for r in firsts if r.verdict.passed})
-        pass_at_1: float | None = round(passed_prompts / evaluated, 4) if evaluated else None
+    evaluated, passed_prompts = first_attempt_passes(group_attempts(mine))
+    pass_at_1: float | None
+    if evaluated:
+        pass_at_1 = round(passed_prompts / evaluated, 4)
     else:
         evaluated, passed_prompts = total, summary.passed
         pass_at_1 = round(summary.passed / total, 4) if total else None
@@ -393,9 +464,13 @@ def leaderboard_row(
         "avg_duration_ms": summary.avg_duration_ms,
         "total_duration_ms": round(summary.total_duration_ms, 3),
         "total_tokens": summary.total_tokens,
-        "avg_tokens_per_test": round(summary.total_tokens / total) if total else None,
+        "avg_tokens_per_test": summary.avg_tokens,
         "total_cost_usd": total_cost,
-        "avg_cost_per_test_usd": float(f"{total_cost / total:.10g}") if total_cost is not None and total else None,
+        "avg_cost_per_test_usd": (
+            float(f"{(total_cost - summary.cancelled_cost_usd) / total:.10g}")
+            if total_cost is not None and total
+            else None
+        ),
         "total_prompt_tokens": summary.prompt_tokens,
         "total_completion_tokens": summary.completion_tokens,
         "total_cached_input_tokens": summary.cached_input_tokens,
@@ -424,6 +499,10 @@ def leaderboard_row(
         "co2_label": env.co2_label,
         "power_cost_label": env.power_cost_label,
         "gpu_label": env.gpu_label,
+        "attempts": summary.attempts or len(mine) or total,
+        "flaky_tests": summary.flaky,
+        "cancelled_tests": summary.cancelled,
+        "environment_share": env.share,
         "schema_version": SCHEMA_VERSION,
     }
     return {name: row[name] for name in LEADERBOARD_SCHEMA}

@@ -152,3 +152,25 @@ def test_resume_after_torn_journal_and_traces_has_every_item_once(pytester: pyte
     for line in (run_dir / TRACE_JOURNAL).read_text(encoding="utf-8").splitlines():
         json.loads(line)
     assert sorted(r.nodeid for r in read_journal(run_dir)) == sorted(nodeids)
+
+
+def test_a_late_earlier_attempt_does_not_replace_the_items_verdict(tmp_path: Path) -> None:
+    """A run harvested at session end (started ahead, or past a pytest-timeout limit) is journaled after the item's
+    rerun: the rerun (the higher attempt) stays the item's latest attempt, and a resume does not run it again."""
+    from dataclasses import replace
+
+    from test_judge import record
+
+    from pytest_smoltrace.journal import finished
+    from pytest_smoltrace.records import ItemResult, Verdict
+
+    def line(attempt: int, error_type: str | None) -> ItemResult:
+        rec = replace(record(), nodeid="n", attempt=attempt, error_type=error_type)
+        return ItemResult(nodeid="n", record=rec, verdict=Verdict(()))
+
+    journal = Journal(tmp_path)
+    journal.append(line(1, None))  # the rerun, finished
+    journal.append(line(0, "Cancelled"))  # the first attempt, harvested later
+    journal.close()
+    (latest,) = read_journal(tmp_path)
+    assert latest.record.attempt == 1 and [r.nodeid for r in finished([latest])] == ["n"]

@@ -141,11 +141,6 @@ def test_checks_and_steps_tell_the_truth_end_to_end(bench: Any, pytester: pytest
     assert lb["tool"]["avg_steps"] == round((3 + 0 + 2) / 3, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs collect.py's TaskItem.execute to call pytest_smoltrace_judge only when judge.user_judges_apply "
-    "(issue 11 part 8; the change is described in the report): remove this mark when it lands",
-)
 def test_user_judges_are_not_called_for_an_errored_item(bench: Any, pytester: pytest.Pytester) -> None:
     pytester.makeconftest(JUDGE_CONFTEST)
     tasks = [
