@@ -17,7 +17,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from .journal import JOURNAL, TRACE_JOURNAL, Journal, read_jsonl
+from .journal import TRACE_JOURNAL, Journal, read_results
 from .records import SCHEMA_VERSION, ItemResult
 from .state import SmoltraceState
 from .summary import CANCELLED, AgentSummary, group_attempts, summarize
@@ -158,12 +158,7 @@ def journal_attempts(run_dir: Path) -> list[ItemResult]:
 
     (:func:`pytest_smoltrace.journal.read_journal` gives each item's last line instead.)"""
     attempts: dict[tuple[str, int], ItemResult] = {}
-    for data in read_jsonl(run_dir / JOURNAL):
-        try:
-            result = ItemResult.from_dict(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            log.warning("%s: a journal line is not a result (%s); ignored", run_dir / JOURNAL, exc)
-            continue
+    for result in read_results(run_dir):
         key = (result.nodeid, result.record.attempt)
         attempts.pop(key, None)
         attempts[key] = result

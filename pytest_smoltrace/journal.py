@@ -194,6 +194,16 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield data
 
 
+def read_results(run_dir: Path) -> Iterator[ItemResult]:
+    """Every result line of ``run_dir/journal.jsonl`` in journal order (a line that is not a result is skipped with
+    a warning, as a line cut short is by :func:`read_jsonl`)."""
+    for data in read_jsonl(run_dir / JOURNAL):
+        try:
+            yield ItemResult.from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("%s: a journal line is not a result (%s); ignored", run_dir / JOURNAL, exc)
+
+
 def read_journal(run_dir: Path) -> list[ItemResult]:
     """Each item's latest attempt in ``run_dir/journal.jsonl`` (one line per attempt).
 
@@ -201,12 +211,7 @@ def read_journal(run_dir: Path) -> list[ItemResult]:
     ahead, or past a pytest-timeout limit) may be journaled after the item's rerun, and the rerun is the item's
     verdict. (:func:`pytest_smoltrace.aggregate.journal_attempts` gives every attempt.)"""
     results: dict[str, ItemResult] = {}
-    for data in read_jsonl(run_dir / JOURNAL):
-        try:
-            result = ItemResult.from_dict(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            log.warning("%s: a journal line is not a result (%s); ignored", run_dir / JOURNAL, exc)
-            continue
+    for result in read_results(run_dir):
         held = results.get(result.nodeid)
         if held is None or result.record.attempt >= held.record.attempt:
             results[result.nodeid] = result

@@ -18,12 +18,13 @@ Importing this module is cheap (stdlib only).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 RESULTS = "results.json"
 TRACES = "traces.json"
@@ -36,20 +37,27 @@ PUBLISHED = "published.json"
 METRICS_SCHEMA_VERSION = 1
 
 
-def write_json(path: Path, data: Any) -> Path:
-    """Write ``data`` as JSON to ``path`` atomically: readers see the old file or the new one, never half of one."""
+@contextlib.contextmanager
+def _atomic(path: Path) -> Iterator[IO[str]]:
+    """A text handle whose content replaces ``path`` only once complete (temp file, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, ensure_ascii=False, default=str)
-            handle.write("\n")
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write ``data`` as JSON to ``path`` atomically: readers see the old file or the new one, never half of one."""
+    with _atomic(path) as handle:
+        json.dump(data, handle, indent=2, ensure_ascii=False, default=str)
+        handle.write("\n")
     return path
 
 
@@ -59,23 +67,14 @@ def write_json_array(path: Path, items: Iterable[Mapping[str, Any] | str]) -> in
     An element is a mapping (serialised here) or a string that already holds one JSON value (written as it is, so
     a JSON-lines journal can become a JSON array without being parsed or held in memory).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write("[")
-            for item in items:
-                text = item.strip() if isinstance(item, str) else json.dumps(item, ensure_ascii=False, default=str)
-                handle.write(("," if count else "") + "\n" + text)
-                count += 1
-            handle.write("\n]\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _atomic(path) as handle:
+        handle.write("[")
+        for item in items:
+            text = item.strip() if isinstance(item, str) else json.dumps(item, ensure_ascii=False, default=str)
+            handle.write(("," if count else "") + "\n" + text)
+            count += 1
+        handle.write("\n]\n")
     return count
 
 
