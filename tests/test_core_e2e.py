@@ -469,7 +469,7 @@ def test_other_providers_through_their_own_clients(bench: Any, server: ScriptedM
     assert sum(r["total_tokens"] for r in run.rows) == server.usage_for("[k-weather-ok]")["total_tokens"]
 
 
-def test_concurrency_gives_the_same_results_faster(bench: Any, server: ScriptedModelServer) -> None:
+def test_concurrency_overlaps_runs_and_gives_the_same_results(bench: Any, server: ScriptedModelServer) -> None:
     tasks = [
         task(f"slow_{i}", f"Weather in Paris? [k-slow-{i}]", expected_tool="get_weather", expected_keywords=["20"])
         for i in range(6)
@@ -481,9 +481,19 @@ def test_concurrency_gives_the_same_results_faster(bench: Any, server: ScriptedM
         }
         for i in range(6)
     }
+
+    def most_in_flight() -> int:
+        """The most first requests of items (each answered 0.2 s later) that arrived within one 0.2 s window."""
+        starts = sorted(r.received_at for r in server.requests if r.turn_index == 0 and r.status == 200)
+        return max(sum(1 for t in starts if s <= t < s + 0.2) for s in starts)
+
     sequential = bench(tasks, scripts, "--smoltrace-concurrency", "1", "-v", run_id="c1")
+    sequential_in_flight = most_in_flight()
+    server.reset_log()
     concurrent = bench(tasks, None, "--smoltrace-concurrency", "8", "-v", run_id="c8")
     concurrent.result.assert_outcomes(passed=12)
+    # the runs really overlapped (the speed-up itself is measured by benchmarks/throughput.py, not by a timed test)
+    assert sequential_in_flight == 1 and most_in_flight() >= 3, (sequential_in_flight, most_in_flight())
 
     def comparable(run: Any) -> list[dict[str, Any]]:
         keep = (
@@ -511,9 +521,6 @@ def test_concurrency_gives_the_same_results_faster(bench: Any, server: ScriptedM
         return [line.split()[0] for line in run.result.outlines if line.startswith("smoltrace/tasks.json::")]
 
     assert reported(concurrent) == reported(sequential) and len(reported(concurrent)) == 12
-    seq_s = sequential.read("metadata.json")["timings"]["duration_s"]
-    con_s = concurrent.read("metadata.json")["timings"]["duration_s"]
-    assert con_s < seq_s / 2, (seq_s, con_s)
 
 
 def test_rate_limit_storm_is_retried_and_visible(bench: Any, server: ScriptedModelServer) -> None:

@@ -450,7 +450,7 @@ def test_a_real_exporter_on_a_dead_endpoint_is_counted_with_its_cause(monkeypatc
     report = stats.report()
     assert (report.exported, report.failed) == (0, 3)
     assert report.error is not None and re.fullmatch(r"ConnectionError: \[Errno \d+\] Connection refused", report.error)
-    assert elapsed < 3
+    assert elapsed < 6  # bounded by the 1.5 s timeout given, far below the SDK default of 10 s
 
 
 def test_tracing_reports_the_export_after_shutdown(monkeypatch: pytest.MonkeyPatch) -> None:
