@@ -8,27 +8,12 @@ import json
 from typing import Any
 
 import pytest
+from test_resilience import WEATHER_TOOL, tasks_and_scripts
 
 from pytest_smoltrace.testing import ScriptedModelServer
 
-WEATHER_TOOL = {"tool_calls": [{"name": "get_weather", "arguments": {"location": "Paris, France"}}]}
-
-
-def weather_tasks(n: int, delay: float = 0.0) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    tasks = [
-        {
-            "id": f"t{i}",
-            "prompt": f"Weather in Paris? [k-t{i}]",
-            "agent_type": "tool",
-            "expected_tool": "get_weather",
-            "expected_keywords": ["20"],
-        }
-        for i in range(n)
-    ]
-    scripts = {
-        f"[k-t{i}]": {"tool": [{**WEATHER_TOOL, "delay": delay}, {"final_answer": f"20°C #{i}"}]} for i in range(n)
-    }
-    return tasks, scripts
+#: ``weather_tasks(n, delay)``: n tool tasks t0…t(n-1) and their scripts (the resilience tests' set)
+weather_tasks = tasks_and_scripts
 
 
 def tokens(rows: list[dict[str, Any]]) -> int:

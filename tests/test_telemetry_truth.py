@@ -79,7 +79,7 @@ def assert_traces_match_results(run_dir: Path, model_name: str | None = "chat op
 
 @pytest.mark.parametrize("how", ["pytest", "pytest -n 2", "smoltrace-eval"])
 def test_every_model_call_is_a_span_in_every_kind_of_process(
-    pytester: pytest.Pytester, server: ScriptedModelServer, how: str
+    pytester: pytest.Pytester, server: ScriptedModelServer, bench: Any, how: str
 ) -> None:
     for key, script in SCRIPTS.items():
         server.add_script(key, script)
@@ -93,20 +93,7 @@ def test_every_model_call_is_a_span_in_every_kind_of_process(
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     else:
         extra = ["-n", "2"] if how.endswith("-n 2") else []
-        result = pytester.runpytest_subprocess(
-            "--smoltrace-model",
-            "openai/scripted",
-            "--smoltrace-api-base",
-            server.base_url,
-            "--smoltrace-dataset",
-            "tasks.json",
-            "--smoltrace-run-id",
-            "truth",
-            "-p",
-            "no:randomly",
-            *extra,
-        )
-        result.assert_outcomes(passed=4)
+        bench(TASKS, None, *extra, run_id="truth", subprocess=True).result.assert_outcomes(passed=4)
     assert_traces_match_results(pytester.path / "smoltrace_results" / "truth")
 
 
@@ -219,26 +206,9 @@ def test_a_retried_call_shows_every_attempt(bench: Any) -> None:
 
 
 @pytest.mark.parametrize("provider", ["inference", "ollama"])
-def test_every_provider_traces_its_model_calls(
-    pytester: pytest.Pytester, server: ScriptedModelServer, provider: str
-) -> None:
-    for key, script in SCRIPTS.items():
-        server.add_script(key, script)
-    (pytester.path / "tasks.json").write_text(json.dumps(TASKS), encoding="utf-8")
+def test_every_provider_traces_its_model_calls(bench: Any, server: ScriptedModelServer, provider: str) -> None:
     base = server.url if provider == "ollama" else server.base_url
-    result = pytester.runpytest_subprocess(
-        "--smoltrace-model",
-        "openai/scripted",
-        "--smoltrace-provider",
-        provider,
-        "--smoltrace-api-base",
-        base,
-        "--smoltrace-dataset",
-        "tasks.json",
-        "--smoltrace-run-id",
-        "truth",
-        "-p",
-        "no:randomly",
-    )
-    result.assert_outcomes(passed=4)
-    assert_traces_match_results(pytester.path / "smoltrace_results" / "truth", model_name=None)
+    run = bench(TASKS, SCRIPTS, "--smoltrace-provider", provider, "--smoltrace-api-base", base, subprocess=True)
+    run.result.assert_outcomes(passed=4)
+    assert {r["provider"] for r in run.rows} == {provider}
+    assert_traces_match_results(run.run_dir, model_name=None)
