@@ -78,6 +78,13 @@ DEFAULT_TIMEOUT_S = 5.0
 GRPC_EXTRA = "pip install 'pytest-smoltrace[grpc]'  (opentelemetry-exporter-otlp-proto-grpc)"
 #: Records of the loggers under this name logged by the exporting thread during an export explain a failure.
 _EXPORTER_LOGGERS = "opentelemetry.exporter"
+#: The loggers the OTLP span exporters log their failures through (made to exist before an export, so that the
+#: capture filter is on them even when the exporter module has not created its logger yet).
+_KNOWN_EXPORTER_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+)
 _ERROR_CHARS = 300
 
 
@@ -329,6 +336,8 @@ class _ThreadRecords(logging.Filter):
 
     @contextlib.contextmanager
     def attached(self) -> Iterator[_ThreadRecords]:
+        for name in _KNOWN_EXPORTER_LOGGERS:
+            logging.getLogger(name)
         prefix = _EXPORTER_LOGGERS + "."
         loggers = [
             logger
