@@ -41,7 +41,8 @@ def test_one_ctrl_c_writes_the_outputs_and_exits_within_seconds(
     assert waited < 15, f"exit took {waited:.1f} s\n{output[-2000:]}"
     done = journal_nodeids(run_dir)
     results = json.loads((run_dir / "results.json").read_text())
-    assert len(done) >= 2 and sorted(r["test_case_uid"] for r in results) == sorted(done)
+    # every journaled item has its rows, and nothing else is there (per-attempt agreement: test_attempts)
+    assert len(done) >= 2 and {r["test_case_uid"] for r in results} == set(done)
     assert (run_dir / "metadata.json").is_file()
 
 
