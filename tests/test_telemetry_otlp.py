@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from test_telemetry_tracing import _decode as decode  # one OTLP protobuf decoder for the test files
 
 from pytest_smoltrace.telemetry import otlp, tracing
 from pytest_smoltrace.telemetry.otlp import ExportStats, OtlpConfigError, OtlpReport
@@ -547,35 +548,6 @@ def grpc_receiver() -> Iterator[tuple[int, list[bytes]]]:
         yield port, received
     finally:
         server.stop(grace=None).wait(5)
-
-
-def _value(value: Any) -> Any:
-    kind = value.WhichOneof("value")
-    if kind == "array_value":
-        return [_value(v) for v in value.array_value.values]
-    return getattr(value, kind) if kind else None
-
-
-def decode(bodies: list[bytes]) -> list[dict[str, Any]]:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-    spans = []
-    for body in bodies:
-        for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans:
-            resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    spans.append(
-                        {
-                            "trace_id": span.trace_id.hex(),
-                            "span_id": span.span_id.hex(),
-                            "parent_span_id": span.parent_span_id.hex() or None,
-                            "name": span.name,
-                            "attributes": {a.key: _value(a.value) for a in span.attributes},
-                            "resource": resource,
-                        }
-                    )
-    return spans
 
 
 # ------------------------------------------------------------------------------------------------ end to end
