@@ -2,9 +2,10 @@
 
 Runs ``pytest --smoltrace-model scripted`` (24 items of the bundled set, both agent types) twice in fresh
 interpreters in a scratch directory — once as is, once with ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``
-— and prints, for each: items, spans per item, bytes per item, and where the bytes go (span envelopes, events and
-the ten largest attribute keys), plus the ratio of the two. It also checks that every item's LLM spans sum to its
-recorded tokens, so a lean trace is never a wrong one.
+— and prints, for each: items, spans per item, bytes per item, and where the bytes go (document fields, span
+envelopes, events, evaluations and the largest attribute keys, counted as the file writes them), plus the ratio of
+the two. It also checks that every item's LLM spans sum to its recorded tokens, so a lean trace is never a wrong
+one.
 
     python benchmarks/trace_size.py [--keep DIR]
 
@@ -38,6 +39,15 @@ def _run(directory: Path, capture: bool) -> Path:
     return directory / "out" / run_id
 
 
+#: The parts of a span dict counted apart from its envelope (ids, name, category, times, status).
+_PARTS = ("attributes", "events", "evaluations")
+
+
+def _size(value: Any) -> int:
+    """Bytes of ``value`` as traces.json writes it (compact JSON, UTF-8)."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
 def _report(run_dir: Path, label: str) -> float:
     path = run_dir / "traces.json"
     docs: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
@@ -53,12 +63,13 @@ def _report(run_dir: Path, label: str) -> float:
         )
         if used != rows[doc["trace_id"]]["total_tokens"]:
             raise SystemExit(f"{doc['nodeid']}: LLM spans hold {used} tokens, the result {rows[doc['trace_id']]}")
+        where["(document fields)"] += _size({k: v for k, v in doc.items() if k != "spans"})
         for span in doc["spans"]:
-            envelope = {k: v for k, v in span.items() if k not in ("attributes", "events")}
-            where["(span envelopes)"] += len(json.dumps(envelope, ensure_ascii=False))
-            where["(events)"] += len(json.dumps(span["events"], ensure_ascii=False))
-            for key, value in span["attributes"].items():
-                where[key] += len(key) + len(json.dumps(value, ensure_ascii=False)) + 4
+            where["(span envelopes)"] += _size({k: v for k, v in span.items() if k not in _PARTS})
+            for part in ("events", "evaluations"):
+                where[f"({part})"] += _size(span.get(part) or [])
+            for key, value in (span.get("attributes") or {}).items():
+                where[key] += _size({key: value}) - 1  # the key, its value and one separator
     print(f"{label}: {items} items, {spans:.1f} spans/item, {per_item:,.0f} bytes/item ({path.stat().st_size:,} B)")
     for key, size in where.most_common(10):
         print(f"    {size / items:8,.0f} B/item  {key}")

@@ -2,13 +2,13 @@
 
 Files (``journal.jsonl`` is the aggregator's, appended as items finish):
 
-- ``results.json`` — list of results rows (``rows.RESULTS_SCHEMA``).
-- ``traces.json`` — list of trace documents, one per traced item, one document per line (streamed from the
-  trace journal). Always written: ``[]`` when nothing was traced.
+- ``results.json`` — list of results rows (``schemas.RESULTS_SCHEMA``).
+- ``traces.json`` — list of trace documents, one per traced item, one document per line in compact JSON
+  (:data:`COMPACT` separators; streamed from the trace journal). Always written: ``[]`` when nothing was traced.
 - ``metrics.json`` — ``{schema_version, run_id, status, series, aggregates}``. Always written; when nothing was
   measured (no sampler ran) it is :func:`unavailable_metrics` (``status: "unavailable"`` with the reason, no
   figures) — an explicit statement rather than a missing file or made-up zeros.
-- ``leaderboard_row.json`` — list with one leaderboard row per agent type (``rows.LEADERBOARD_SCHEMA``).
+- ``leaderboard_row.json`` — list with one leaderboard row per agent type (``schemas.LEADERBOARD_SCHEMA``).
 - ``metadata.json`` — written last, so its presence means the other files are complete. Its ``counts`` get
   the real ``num_results`` (rows), ``num_traces`` (trace documents) and ``num_metrics`` (numbers in metrics.json:
   samples, aggregates and energy/CO2/cost figures that have a value), and ``files`` lists what the directory holds.
@@ -35,6 +35,8 @@ JOURNAL = "journal.jsonl"
 PUBLISHED = "published.json"
 
 METRICS_SCHEMA_VERSION = 1
+#: ``json.dumps`` separators of the elements of a streamed array (:func:`write_json_array`): no spaces.
+COMPACT = (",", ":")
 
 
 @contextlib.contextmanager
@@ -64,14 +66,17 @@ def write_json(path: Path, data: Any) -> Path:
 def write_json_array(path: Path, items: Iterable[Mapping[str, Any] | str]) -> int:
     """Stream a JSON array to ``path`` atomically, one element per line; returns the number of elements.
 
-    An element is a mapping (serialised here) or a string that already holds one JSON value (written as it is, so
-    a JSON-lines journal can become a JSON array without being parsed or held in memory).
+    An element is a mapping (serialised here, compactly: :data:`COMPACT`) or a string that already holds one JSON
+    value (written as it is, so a JSON-lines journal can become a JSON array without being held in memory).
     """
     count = 0
     with _atomic(path) as handle:
         handle.write("[")
         for item in items:
-            text = item.strip() if isinstance(item, str) else json.dumps(item, ensure_ascii=False, default=str)
+            if isinstance(item, str):
+                text = item.strip()
+            else:
+                text = json.dumps(item, ensure_ascii=False, default=str, separators=COMPACT)
             handle.write(("," if count else "") + "\n" + text)
             count += 1
         handle.write("\n]\n")

@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 import pytest
-from test_telemetry_tracing import _decode, _Receiver
+from test_telemetry_tracing import _decode, _Receiver, assert_lean
 
 from pytest_smoltrace.testing import ScriptedModelServer
 
@@ -58,16 +58,17 @@ def test_traces_json_holds_one_correct_tree_per_item(bench: Any, server: Scripte
         # results rows carry the item's trace id and root span id
         assert row["trace_id"] == doc["trace_id"] and row["span_id"] == doc["root_span_id"]
         root = spans[doc["root_span_id"]]
-        assert root["parent_span_id"] is None and root["attributes"]["test.case.name"] == row["test_case_uid"]
-        assert root["attributes"]["smoltrace.agent.type"] == row["agent_type"]
+        # the lean file format: defaults, nulls, empties and duration_ms left out; the item's ids stated once
+        assert_lean(doc)
+        assert "parent_span_id" not in root and doc["nodeid"] == row["test_case_uid"]
+        assert doc["agent_type"] == row["agent_type"] and doc["task_id"] == "traced" and doc["run_id"] == row["run_id"]
         # what a backend lists: the agent type and task in the name, the prompt in, the answer out, status OK
         assert root["name"] == f"{row['agent_type']} traced"
         assert root["attributes"]["input.value"] == TASKS[0]["prompt"]
         assert root["attributes"]["output.value"] == row["response"] == "20°C and 5"
-        assert root["status"]["code"] == "OK"
-        events = [e for e in root["events"] if e["name"] == "gen_ai.evaluation.result"]
-        assert [e["attributes"]["gen_ai.evaluation.name"] for e in events] == [c["name"] for c in row["checks"]]
-        assert all(e["attributes"]["gen_ai.evaluation.score.label"] == "pass" for e in events)
+        assert root["status"] == "OK"
+        assert [e["name"] for e in root["evaluations"]] == [c["name"] for c in row["checks"]]
+        assert all(e["score.label"] == "pass" for e in root["evaluations"])
         (agent,) = [s for s in doc["spans"] if s["category"] == "agent"]
         assert agent["parent_span_id"] == root["span_id"]
         steps = {s["name"]: s for s in doc["spans"] if s["category"] == "step"}
@@ -92,6 +93,50 @@ def test_traces_json_holds_one_correct_tree_per_item(bench: Any, server: Scripte
     # the journal stays small: traces live in traces.jsonl / traces.json, not in journal lines
     journal = [json.loads(line) for line in (run.run_dir / "journal.jsonl").read_text().splitlines()]
     assert all("trace" not in line for line in journal)
+    # traces.json: a JSON array, one compact document per line
+    lines = (run.run_dir / "traces.json").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "[" and lines[-1] == "]" and len(lines) == 2 + len(docs)
+    for line in lines[1:-1]:
+        text = line.removesuffix(",")
+        assert text == json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":"))
+
+
+def test_the_bundled_scripted_run_writes_lean_traces_every_reader_reads(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10's size target, ≤ 4 KB of traces.json per item without content capture (``benchmarks/trace_size.py``
+    measures it in full), and the Hub's trace rows read the file back: durations, spans, ids."""
+    from smoltrace_export.rows import trace_rows
+
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:randomly", "-p", "no:cacheprovider", "--smoltrace-model", "scripted", "--smoltrace-run-id", "lean"
+    )
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    run_dir = pytester.path / "smoltrace_results" / "lean"
+    path = run_dir / "traces.json"
+    docs = json.loads(path.read_text(encoding="utf-8"))
+    rows = {r["trace_id"]: r for r in json.loads((run_dir / "results.json").read_text(encoding="utf-8"))}
+    assert len(docs) == len(rows) >= 20
+    per_item = path.stat().st_size / len(docs)
+    assert per_item <= 4096, f"traces.json holds {per_item:.0f} bytes per item"
+    for doc in docs:
+        assert_lean(doc)
+        llm = [s for s in doc["spans"] if s["category"] == "llm"]
+        used = sum(
+            s["attributes"]["gen_ai.usage.input_tokens"] + s["attributes"]["gen_ai.usage.output_tokens"] for s in llm
+        )
+        assert used == rows[doc["trace_id"]]["total_tokens"] > 0  # lean, and still the truth
+    for doc, hub in zip(docs, trace_rows(docs, "lean"), strict=True):
+        root = next(s for s in doc["spans"] if s["span_id"] == doc["root_span_id"])
+        assert hub["duration_ms"] == (root["end_time"] - root["start_time"]) / 1e6 > 0
+        assert (hub["trace_id"], hub["test_case_uid"], hub["task_id"]) == (
+            doc["trace_id"],
+            doc["nodeid"],
+            doc["task_id"],
+        )
+        assert hub["spans"] == doc["spans"] and hub["span_count"] == len(doc["spans"])
+        assert hub["extra"] == {"attempt": 0}
 
 
 @pytest.mark.parametrize(
@@ -187,7 +232,7 @@ def test_otlp_export_from_the_plugin_reaches_a_real_receiver(
     assert docs
     for doc in docs:
         mine = {s["span_id"]: s for s in received if s["trace_id"] == doc["trace_id"]}
-        assert {(s["span_id"], s["parent_span_id"], s["name"]) for s in doc["spans"]} == {
+        assert {(s["span_id"], s.get("parent_span_id"), s["name"]) for s in doc["spans"]} == {
             (s["span_id"], s["parent_span_id"], s["name"]) for s in mine.values()
         }
         root = mine[doc["root_span_id"]]

@@ -25,7 +25,14 @@ from smolagents.utils import AgentGenerationError
 
 from pytest_smoltrace.records import Check, Verdict
 from pytest_smoltrace.telemetry import tracing
-from pytest_smoltrace.telemetry.spans import FILE_DUPLICATES, REDACTED, SpanOptions
+from pytest_smoltrace.telemetry.spans import (
+    FILE_DEFAULTS,
+    FILE_DUPLICATES,
+    REDACTED,
+    SPAN_DEFAULTS,
+    SpanOptions,
+    read_span,
+)
 from pytest_smoltrace.testing import ScriptedModelServer
 
 pytestmark = [
@@ -121,7 +128,7 @@ def tree(doc: dict[str, Any]) -> dict[str | None, list[str]]:
     names = {s["span_id"]: s["name"] for s in doc["spans"]}
     children: dict[str | None, list[str]] = {}
     for s in doc["spans"]:
-        children.setdefault(names.get(s["parent_span_id"]), []).append(s["name"])
+        children.setdefault(names.get(s.get("parent_span_id")), []).append(s["name"])
     return children
 
 
@@ -130,7 +137,7 @@ def by_name(doc: dict[str, Any], name: str) -> list[dict[str, Any]]:
 
 
 def children_of(doc: dict[str, Any], span: dict[str, Any]) -> list[dict[str, Any]]:
-    return [s for s in doc["spans"] if s["parent_span_id"] == span["span_id"]]
+    return [s for s in doc["spans"] if s.get("parent_span_id") == span["span_id"]]
 
 
 def assert_tokens_exact(tr: tracing.ItemTrace, srv: ScriptedModelServer, key: str) -> dict[str, int]:
@@ -145,8 +152,26 @@ def assert_tokens_exact(tr: tracing.ItemTrace, srv: ScriptedModelServer, key: st
     assert sum(c or 0 for _, c in in_docs) == expected["completion_tokens"]
     # no other span carries gen_ai.usage.*: summing a whole trace counts every call once
     others = [s for s in tr.document()["spans"] if s["category"] != "llm"]
-    assert not [s for s in others if any(k.startswith("gen_ai.usage") for k in s["attributes"])]
+    assert not [s for s in others if any(k.startswith("gen_ai.usage") for k in s.get("attributes", {}))]
     return expected
+
+
+def assert_lean(doc: dict[str, Any]) -> None:
+    """The traces.json format: no field at its default, no null/empty value, no duration_ms, compact evaluations."""
+    for span in doc["spans"]:
+        assert "duration_ms" not in span, span["name"]
+        assert not {k for k, v in SPAN_DEFAULTS.items() if k in span and span[k] == v}, span
+        assert all(v is not None and v != {} and v != [] for v in span.values()), span
+        assert isinstance(span["start_time"], int) and span["end_time"] >= span["start_time"] > 10**18  # Unix ns
+        assert set(span.get("attributes", {})).isdisjoint(FILE_DUPLICATES), span["name"]
+        assert not [k for k, v in span.get("attributes", {}).items() if FILE_DEFAULTS.get(k) == v], span["name"]
+        assert all(e["name"] != tracing.EVALUATION_EVENT and e.get("attributes") != {} for e in span.get("events", []))
+        for evaluation in span.get("evaluations", []):
+            assert not any(k.startswith("gen_ai.") for k in evaluation) and "score.value" not in evaluation
+    (root,) = [s for s in doc["spans"] if "parent_span_id" not in s]
+    # the document states the item's run, node, task and agent type once; the root span does not repeat them
+    assert root["span_id"] == doc["root_span_id"]
+    assert set(root.get("attributes", {})).isdisjoint(tracing.DOCUMENT_FIELDS)
 
 
 # ------------------------------------------------------------------------------------------------ span trees
@@ -167,7 +192,8 @@ def test_tool_calling_agent_tree_names_and_attributes(srv: ScriptedModelServer) 
     assert doc["root_span_id"] == tr.span_id and len(tr.span_id) == 16
     assert (doc["run_id"], doc["task_id"], doc["agent_type"]) == ("run-1", "t1", "tool")
     assert doc["span_count"] == len(doc["spans"])
-    assert {s["span_id"] for s in doc["spans"]} >= {s["parent_span_id"] for s in doc["spans"] if s["parent_span_id"]}
+    assert {s["span_id"] for s in doc["spans"]} >= {s.get("parent_span_id") for s in doc["spans"]} - {None}
+    assert_lean(doc)
 
     assert tree(doc) == {
         None: ["t1"],
@@ -177,25 +203,27 @@ def test_tool_calling_agent_tree_names_and_attributes(srv: ScriptedModelServer) 
         "Step 2": ["chat openai/scripted", "execute_tool final_answer"],
     }
     root = doc["spans"][0]
-    assert root["category"] == "item" and root["parent_span_id"] is None and root["kind"] == "INTERNAL"
+    # the root: no parent, kind INTERNAL (the default, so not written); read_span puts the defaults back
+    assert root["category"] == "item" and "parent_span_id" not in root and "kind" not in root
+    assert read_span(root)["parent_span_id"] is None and read_span(root)["kind"] == "INTERNAL"
     attrs = root["attributes"]
-    assert attrs["test.case.name"] == "smoltrace/test::tool::t1"
-    assert attrs["smoltrace.task.id"] == "t1" and attrs["smoltrace.agent.type"] == "tool"
-    assert attrs["smoltrace.model.id"] == MODEL and attrs["smoltrace.run.id"] == "run-1"
+    assert doc["nodeid"] == "smoltrace/test::tool::t1" and "test.case.name" not in attrs
+    assert "smoltrace.task.id" not in attrs and "smoltrace.agent.type" not in attrs and "smoltrace.run.id" not in attrs
+    assert attrs["smoltrace.model.id"] == MODEL
+    assert "input.mime_type" not in attrs and "output.mime_type" not in attrs  # text/plain, the default
     assert attrs["smoltrace.task.expected_keywords"] == ["5", "15"]
     assert attrs["input.value"] == "sum please" and "smoltrace.task.prompt" not in attrs  # the prompt once
     assert attrs["test.case.result.status"] == "fail" and attrs["smoltrace.outcome"] == "failed"
     # a failed verdict is an ERROR root, described by its failing checks (a failure never looks like a pass)
-    assert root["status"] == {
-        "code": "ERROR",
-        "description": 'failed checks: expected_keywords (expected: ["5", "16"]; actual: 5 and 15)',
-    }
+    assert root["status"] == "ERROR"
+    assert root["status_description"] == 'failed checks: expected_keywords (expected: ["5", "16"]; actual: 5 and 15)'
 
     (agent_span,) = [s for s in doc["spans"] if s["category"] == "agent"]
-    assert agent_span["attributes"]["gen_ai.operation.name"] == "invoke_agent"
+    # gen_ai.operation.name is the category's (invoke_agent, chat, execute_tool): the OTLP export has it, the file not
+    assert "gen_ai.operation.name" not in agent_span["attributes"]
     assert agent_span["attributes"]["gen_ai.agent.name"] == "ToolCallingAgent"
     first_llm = tr.llm_spans[0]["attributes"]
-    assert first_llm["gen_ai.operation.name"] == "chat"
+    assert "gen_ai.operation.name" not in first_llm
     assert first_llm["gen_ai.request.model"] == MODEL
     assert first_llm["gen_ai.provider.name"] == "openai"
     assert first_llm["gen_ai.response.finish_reasons"] == ["tool_calls"]
@@ -211,16 +239,19 @@ def test_tool_calling_agent_tree_names_and_attributes(srv: ScriptedModelServer) 
         {"a": 2, "b": 3},
         {"a": 10, "b": 5},
     ]
-    assert all(a["gen_ai.operation.name"] == "execute_tool" and a["gen_ai.tool.type"] == "function" for a in tool_attrs)
+    assert all("gen_ai.operation.name" not in a and "gen_ai.tool.type" not in a for a in tool_attrs)  # function
     assert all("gen_ai.tool.call.result" not in a for a in tool_attrs)  # content capture is opt-in
 
-    events = root["events"]
-    assert [e["name"] for e in events] == ["gen_ai.evaluation.result"] * 2
-    assert [e["attributes"]["gen_ai.evaluation.name"] for e in events] == ["final_answer", "expected_keywords"]
-    assert [e["attributes"]["gen_ai.evaluation.score.label"] for e in events] == ["pass", "fail"]
-    assert [e["attributes"]["gen_ai.evaluation.score.value"] for e in events] == [1.0, 0.0]
-    assert events[1]["attributes"]["gen_ai.evaluation.explanation"] == 'expected: ["5", "16"]; actual: 5 and 15'
-    assert all(s["end_time"] >= s["start_time"] and s["duration_ms"] >= 0 for s in doc["spans"])
+    # the verdict's gen_ai.evaluation.result events, written short: no prefix, no timestamp, the label's score left out
+    assert "events" not in root
+    assert root["evaluations"] == [
+        {"name": "final_answer", "score.label": "pass", "explanation": "expected: true; actual: true"},
+        {
+            "name": "expected_keywords",
+            "score.label": "fail",
+            "explanation": 'expected: ["5", "16"]; actual: 5 and 15',
+        },
+    ]
     assert_tokens_exact(tr, srv, "sum please")
     assert tracing.active_items() == 0
 
@@ -300,16 +331,18 @@ def test_tokens_and_error_span_when_the_model_fails_mid_run(srv: ScriptedModelSe
     assert [r.status for r in srv.requests] == [200, 500]
     assert_tokens_exact(tr, srv, "fails later")
     ok, failed = tr.llm_spans
-    assert ok["status"]["code"] == "OK" and ok["attributes"]["gen_ai.usage.input_tokens"] > 0
-    assert failed["status"]["code"] == "ERROR"
+    assert ok["status"] == "OK" and ok["attributes"]["gen_ai.usage.input_tokens"] > 0
+    assert failed["status"] == "ERROR"
     assert failed["attributes"]["gen_ai.request.model"] == MODEL  # known from the item, not from the response
     assert failed["name"] == "chat openai/scripted"
     assert failed["attributes"]["error.type"]
     assert "gen_ai.usage.input_tokens" not in failed["attributes"]
     assert [e["name"] for e in failed["events"]] == ["exception"]
+    assert failed["events"][0]["attributes"]["exception.type"] and isinstance(failed["events"][0]["timestamp"], int)
     root = tr.document()["spans"][0]
-    assert root["status"] == {"code": "ERROR", "description": "AgentGenerationError: boom"}
-    assert root["attributes"]["smoltrace.outcome"] == "error" and root["events"] == []
+    assert (root["status"], root["status_description"]) == ("ERROR", "AgentGenerationError: boom")
+    assert root["attributes"]["smoltrace.outcome"] == "error" and "events" not in root and "evaluations" not in root
+    assert_lean(tr.document())
 
 
 # ------------------------------------------------------------------------------------------------ isolation
@@ -354,10 +387,10 @@ def test_spans_of_an_abandoned_agent_thread_are_not_kept(srv: ScriptedModelServe
     assert "execute_tool final_answer" not in [s["name"] for s in spans]
     # what the abandoned run still had open (the agent, the step it was in, whatever ran there) was ended with the
     # item, so the item is one tree; which step that was depends on the machine's speed
-    left_open = [s for s in spans if s["status"] == {"code": "ERROR", "description": tracing.LEFT_OPEN}]
-    assert {s["category"] for s in left_open} >= {"agent", "step"}, [(s["name"], s["status"]) for s in spans]
+    left_open = [s for s in spans if (s.get("status"), s.get("status_description")) == ("ERROR", tracing.LEFT_OPEN)]
+    assert {s["category"] for s in left_open} >= {"agent", "step"}, [(s["name"], s.get("status")) for s in spans]
     ids = {s["span_id"] for s in spans}
-    assert [s["name"] for s in spans if s["parent_span_id"] not in ids] == ["t1"]
+    assert [s["name"] for s in spans if s.get("parent_span_id") not in ids] == ["t1"]
 
 
 def test_item_trace_misuse_is_loud() -> None:
@@ -376,7 +409,7 @@ def test_exception_in_block_marks_the_root_and_still_collects() -> None:
     with pytest.raises(ValueError), tracing.item_trace("boom", {"test.case.name": "n"}) as tr:
         raise ValueError("bad header Bearer abc.def")
     (root,) = tr.document()["spans"]
-    assert root["status"] == {"code": "ERROR", "description": f"ValueError: bad header Bearer {REDACTED}"}
+    assert (root["status"], root["status_description"]) == ("ERROR", f"ValueError: bad header Bearer {REDACTED}")
     assert root["events"][0]["name"] == "exception"
     assert root["events"][0]["attributes"]["exception.message"] == f"bad header Bearer {REDACTED}"
     assert root["attributes"]["error.type"] == "ValueError"
@@ -515,15 +548,25 @@ def test_otlp_export_reaches_a_real_receiver(srv: ScriptedModelServer, monkeypat
     doc = tr.document()
     # the same spans as traces.json: ids, parentage, names, attributes
     assert sorted((s["span_id"], s["parent_span_id"], s["name"]) for s in received) == sorted(
-        (s["span_id"], s["parent_span_id"], s["name"]) for s in doc["spans"]
+        (s["span_id"], s.get("parent_span_id"), s["name"]) for s in doc["spans"]
     )
     got = {s["span_id"]: s for s in received}
     for span in doc["spans"]:
         exported = got[span["span_id"]]["attributes"]
-        # the OTLP export has the file's attributes plus OpenInference's names of the same facts (Phoenix reads them)
-        assert {k: v for k, v in exported.items() if k in span["attributes"]} == span["attributes"], span["name"]
-        assert set(exported) - set(span["attributes"]) <= FILE_DUPLICATES, span["name"]
+        mine = span.get("attributes", {})
+        # the OTLP export has the file's attributes plus OpenInference's names of the same facts (Phoenix reads them),
+        # the defaults the file leaves out, and on the root the attributes the file's document states once
+        assert {k: v for k, v in exported.items() if k in mine} == mine, span["name"]
+        left_out = set(exported) - set(mine) - FILE_DUPLICATES
+        assert {k: exported[k] for k in left_out - set(tracing.DOCUMENT_FIELDS)} == {
+            k: FILE_DEFAULTS[k] for k in left_out - set(tracing.DOCUMENT_FIELDS)
+        }, span["name"]
+        for attribute in left_out & set(tracing.DOCUMENT_FIELDS):
+            assert span["span_id"] == doc["root_span_id"]
+            assert exported[attribute] == doc[tracing.DOCUMENT_FIELDS[attribute]]
         assert "openinference.span.kind" in exported
+        operation = {"agent": "invoke_agent", "llm": "chat", "tool": "execute_tool"}.get(span["category"])
+        assert exported.get("gen_ai.operation.name") == operation, span["name"]
     (root,) = [s for s in received if s["parent_span_id"] is None]
     assert root["name"] == "t1" and root["attributes"]["test.case.name"] == "smoltrace/test::code::t1"
     evaluations = [e for e in root["events"] if e["name"] == "gen_ai.evaluation.result"]
@@ -534,6 +577,17 @@ def test_otlp_export_reaches_a_real_receiver(srv: ScriptedModelServer, monkeypat
         ("final_answer", "pass"),
         ("expected_answer", "pass"),
     ]
+    # the export sends the evaluations as events, in full; the file writes the same facts short
+    assert all(e["attributes"]["gen_ai.evaluation.score.value"] == 1.0 for e in evaluations)
+    short = [
+        {
+            k.removeprefix("gen_ai.evaluation."): v
+            for k, v in e["attributes"].items()
+            if k != "gen_ai.evaluation.score.value"
+        }
+        for e in evaluations
+    ]
+    assert doc["spans"][0]["evaluations"] == short
     assert root["resource"]["service.name"] == "pytest-smoltrace"
     tool_parents = {got[s["parent_span_id"]]["name"] for s in received if s["name"].startswith("execute_tool")}
     assert tool_parents == {"Step 1", "Step 2"}

@@ -42,8 +42,11 @@ keep their arguments as ``gen_ai.tool.call.arguments`` and drop their results. W
 
 ``traces.json`` keeps each meaning once, under its GenAI name: it leaves out the OpenInference keys that repeat a
 GenAI one (``llm.token_count.*``, ``llm.model_name``, ``llm.provider``, ``llm.system``, ``tool.name``, the
-``llm.token_count.*_details.*`` cache/reasoning counts) and ``openinference.span.kind`` (the span dict's
-``category`` says it). The OTLP export keeps them, because Phoenix reads them.
+``llm.token_count.*_details.*`` cache/reasoning counts), ``openinference.span.kind`` and ``gen_ai.operation.name``
+(the span dict's ``category`` says them: ``agent`` is ``invoke_agent``, ``llm`` is ``chat``, ``tool`` is
+``execute_tool``), and the attribute values that are defaults (:data:`FILE_DEFAULTS`: ``gen_ai.tool.type`` is
+``function``, an ``input``/``output`` MIME type ``text/plain``). The OTLP export keeps all of them (Phoenix reads
+OpenInference's names).
 
 Hygiene applied to every string attribute and event attribute: values longer than ``max_attribute_chars``
 (default 4096) are cut with a ``… [N more chars]`` marker; secrets are redacted — values of attributes whose key
@@ -51,12 +54,24 @@ names a credential (``api_key``, ``authorization``, ``password``, ``secret``, ``
 ``sk-…``/``hf_…`` keys, ``api_key=…``-style pairs, and the literal values of environment variables whose name
 contains KEY, TOKEN, SECRET or PASSWORD.
 
-A span dict in ``traces.json`` (:func:`span_document`)::
+A span dict in ``traces.json`` (:func:`span_document`) leaves out every field that has its default
+(:data:`SPAN_DEFAULTS`; :func:`read_span` puts them back), so it holds no ``null``, ``{}`` or ``[]``::
 
-    {"span_id": "16 hex", "parent_span_id": "16 hex" | None, "name": str, "kind": "INTERNAL" (OTel SpanKind),
-     "category": "item|agent|step|llm|tool|other", "start_time": int, "end_time": int (Unix epoch nanoseconds),
-     "duration_ms": float, "status": {"code": "UNSET|OK|ERROR", "description": str | None},
-     "attributes": {key: JSON value}, "events": [{"name": str, "timestamp": int (ns), "attributes": {...}}]}
+    {"span_id": "16 hex",
+     "parent_span_id": "16 hex",                # absent on the item's root span
+     "name": str, "category": "item|agent|step|llm|tool|other",
+     "kind": "SERVER|CLIENT|PRODUCER|CONSUMER", # OTel SpanKind; absent when INTERNAL (every span smoltrace makes)
+     "start_time": int, "end_time": int,        # Unix epoch nanoseconds (the duration is end - start)
+     "status": "OK|ERROR",                      # absent when UNSET
+     "status_description": str,                 # only when the status has one
+     "attributes": {key: JSON value},           # absent when none
+     "events": [{"name": str, "timestamp": int (ns), "attributes": {...} (absent when none)}],   # absent when none
+     "evaluations": [{"name": str, "score.label": "pass|fail", "explanation": str}]}           # the item's checks
+
+``evaluations`` (on the item's root span) are its ``gen_ai.evaluation.result`` events (:data:`EVALUATION_EVENT`, one
+per check, recorded at the verdict just before the root span ends), written short: each is the event's attributes
+without their ``gen_ai.evaluation.`` prefix and without its timestamp; ``score.value`` is left out when it is the
+label's number (1.0 for ``pass``, 0.0 for ``fail``). The OTLP export sends them as events, in full.
 """
 
 from __future__ import annotations
@@ -76,7 +91,10 @@ if TYPE_CHECKING:
     from .cost import Price
 
 __all__ = [
+    "EVALUATION_EVENT",
+    "FILE_DEFAULTS",
     "FILE_DUPLICATES",
+    "SPAN_DEFAULTS",
     "AttrValue",
     "Category",
     "PresentedEvent",
@@ -87,6 +105,7 @@ __all__ = [
     "env_secrets",
     "jsonable_attributes",
     "present",
+    "read_span",
     "sanitize",
     "span_document",
 ]
@@ -96,6 +115,9 @@ AttrValue = str | bool | int | float | Sequence[str] | Sequence[bool] | Sequence
 Category = Literal["item", "agent", "step", "llm", "tool", "other"]
 
 OI_KIND = "openinference.span.kind"
+#: The event name of a verdict's check (GenAI semantic conventions); ``traces.json`` writes them as ``evaluations``.
+EVALUATION_EVENT = "gen_ai.evaluation.result"
+_EVALUATION_PREFIX = "gen_ai.evaluation."
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 REDACTED = "[REDACTED]"
 
@@ -388,10 +410,11 @@ def _hex_span(span_id: int) -> str:
 
 #: OpenInference keys that ``traces.json`` leaves out because a GenAI key (or the span dict's ``category``) says the
 #: same; the OTLP export keeps them, since Phoenix reads them. The AGENT span's ``llm.token_count.*`` (smolagents'
-#: monitor, planning excluded) would only invite double counting.
+#: monitor, planning excluded) would only invite double counting. ``gen_ai.operation.name`` follows from the category.
 FILE_DUPLICATES = frozenset(
     {
         OI_KIND,
+        "gen_ai.operation.name",
         "llm.token_count.prompt",
         "llm.token_count.completion",
         "llm.token_count.total",
@@ -405,29 +428,97 @@ FILE_DUPLICATES = frozenset(
     }
 )
 
+#: Attribute values that ``traces.json`` leaves out as defaults (the OTLP export keeps them): a tool span without
+#: ``gen_ai.tool.type`` is a function tool, a value without a MIME type is plain text (OpenInference's default).
+FILE_DEFAULTS: Mapping[str, AttrValue] = {
+    "gen_ai.tool.type": "function",
+    "input.mime_type": "text/plain",
+    "output.mime_type": "text/plain",
+}
+
+#: The fields a ``traces.json`` span dict leaves out when they have these values (see the module docstring).
+SPAN_DEFAULTS: Mapping[str, Any] = {
+    "parent_span_id": None,
+    "kind": "INTERNAL",
+    "status": "UNSET",
+    "status_description": None,
+    "attributes": {},
+    "events": [],
+    "evaluations": [],
+}
+
+
+def _evaluation(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``gen_ai.evaluation.result`` event as ``traces.json`` writes it (see the module docstring)."""
+    short = {k.removeprefix(_EVALUATION_PREFIX): v for k, v in attributes.items()}
+    if short.get("score.value") == {"pass": 1.0, "fail": 0.0}.get(str(short.get("score.label"))):
+        short.pop("score.value", None)
+    return short
+
 
 def span_document(
     span: ReadableSpan, options: SpanOptions, *, price: Price | None = None, is_root: bool = False
 ) -> dict[str, Any]:
     """The ``traces.json`` dict for one finished span (format in the module docstring)."""
     shown = present(span, options, price=price, is_root=is_root)
-    attributes = {k: v for k, v in shown.attributes.items() if k not in FILE_DUPLICATES}
+    attributes = {
+        k: v
+        for k, v in shown.attributes.items()
+        if k not in FILE_DUPLICATES and (k not in FILE_DEFAULTS or FILE_DEFAULTS[k] != v)
+    }
     context = span.context
     start = int(span.start_time or 0)
     end = int(span.end_time or start)
-    return {
-        "span_id": _hex_span(context.span_id) if context is not None else None,
-        "parent_span_id": _hex_span(span.parent.span_id) if span.parent is not None else None,
-        "name": shown.name,
-        "kind": span.kind.name,
-        "category": shown.category,
-        "start_time": start,
-        "end_time": end,
-        "duration_ms": (end - start) / 1e6,
-        "status": {"code": span.status.status_code.name, "description": clean_text(span.status.description, options)},
-        "attributes": jsonable_attributes(attributes),
-        "events": [
-            {"name": e.name, "timestamp": e.timestamp, "attributes": jsonable_attributes(e.attributes)}
-            for e in shown.events
-        ],
-    }
+    doc: dict[str, Any] = {"span_id": _hex_span(context.span_id) if context is not None else None}
+    if span.parent is not None:
+        doc["parent_span_id"] = _hex_span(span.parent.span_id)
+    doc["name"] = shown.name
+    doc["category"] = shown.category
+    if span.kind.name != SPAN_DEFAULTS["kind"]:
+        doc["kind"] = span.kind.name
+    doc["start_time"] = start
+    doc["end_time"] = end
+    if span.status.status_code.name != SPAN_DEFAULTS["status"]:
+        doc["status"] = span.status.status_code.name
+    description = clean_text(span.status.description, options)
+    if description:
+        doc["status_description"] = description
+    if attributes:
+        doc["attributes"] = jsonable_attributes(attributes)
+    events: list[dict[str, Any]] = []
+    evaluations: list[dict[str, Any]] = []
+    for event in shown.events:
+        if event.name == EVALUATION_EVENT:
+            evaluations.append(jsonable_attributes(_evaluation(event.attributes)))
+            continue
+        entry: dict[str, Any] = {"name": event.name, "timestamp": event.timestamp}
+        if event.attributes:
+            entry["attributes"] = jsonable_attributes(event.attributes)
+        events.append(entry)
+    if events:
+        doc["events"] = events
+    if evaluations:
+        doc["evaluations"] = evaluations
+    return doc
+
+
+def read_span(span: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``traces.json`` span dict with every field it leaves out at its default (:data:`SPAN_DEFAULTS`).
+
+    Also reads the span dicts written before the format was compacted: ``status`` as ``{"code", "description"}``,
+    ``duration_ms`` (dropped: the duration is ``end_time - start_time``) and evaluations as
+    ``gen_ai.evaluation.result`` events.
+    """
+    full: dict[str, Any] = {k: (v.copy() if isinstance(v, (dict, list)) else v) for k, v in SPAN_DEFAULTS.items()}
+    full.update({k: v for k, v in span.items() if v is not None})
+    full.pop("duration_ms", None)
+    status = full["status"]
+    if isinstance(status, Mapping):
+        full["status"] = str(status.get("code") or SPAN_DEFAULTS["status"])
+        full["status_description"] = full["status_description"] or status.get("description") or None
+    events = [{"attributes": {}, **e} for e in full["events"] if isinstance(e, Mapping)]
+    full["events"] = [e for e in events if e.get("name") != EVALUATION_EVENT]
+    old = [_evaluation(e["attributes"]) for e in events if e.get("name") == EVALUATION_EVENT]
+    if old:
+        full["evaluations"] = [*full["evaluations"], *old]
+    return full
