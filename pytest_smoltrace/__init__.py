@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .api import RunSummary, run
 
-__version__ = "0.1.0"
+from .version import __version__
+
 __all__ = ["RunSummary", "__version__", "run"]
 
 

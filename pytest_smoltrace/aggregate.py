@@ -17,9 +17,9 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from .identity import RunIdentity
 from .journal import TRACE_JOURNAL, Journal, read_results
 from .records import SCHEMA_VERSION, ItemResult
-from .state import SmoltraceState
 from .summary import CANCELLED, AgentSummary, group_attempts, summarize
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,8 @@ class Aggregator:
         """The JSON text of the latest trace document of each attempt that has a result, in result order.
 
         Streamed from ``traces.jsonl``: one pass notes each trace's latest line offset (the keys are all that is
-        held), a second reads those lines back, so memory does not grow with the size of the traces."""
+        held), a second reads those lines back one at a time, so memory does not grow with the size of the traces.
+        Each is re-encoded compactly (:data:`~smoltrace_export.json_sink.COMPACT`) for ``traces.json``."""
         if self.run_dir is None:
             return
         path = self.run_dir / TRACE_JOURNAL
@@ -136,7 +137,7 @@ class Aggregator:
                     found = latest.get(("attempt", result.nodeid, str(record.attempt)))
                 if found is not None:
                     handle.seek(found)
-                    yield handle.readline().decode("utf-8")
+                    yield _compact(handle.readline())
 
     def close(self) -> None:
         for journal in (self._journal, self._traces):
@@ -163,6 +164,16 @@ def journal_attempts(run_dir: Path) -> list[ItemResult]:
         attempts.pop(key, None)
         attempts[key] = result
     return list(attempts.values())
+
+
+def _compact(line: bytes) -> str:
+    """One ``traces.jsonl`` line as compact JSON text (the line as it is when it does not parse)."""
+    from smoltrace_export.json_sink import COMPACT
+
+    try:
+        return json.dumps(json.loads(line), ensure_ascii=False, separators=COMPACT)
+    except ValueError:
+        return line.decode("utf-8")
 
 
 def _trace_keys(line: bytes) -> list[tuple[str, ...]]:
@@ -246,31 +257,41 @@ def environment_shares(summaries: list[AgentSummary]) -> dict[str, float]:
 
 
 def write_outputs(
-    state: SmoltraceState, aggregator: Aggregator, *, interrupted: bool, stop_reason: str | None = None
+    identity: RunIdentity,
+    aggregator: Aggregator,
+    *,
+    planned: dict[str, int],
+    samples: list[dict[str, Any]],
+    resumed_from_settings: dict[str, Any] | None,
+    loop_s: float | None,
+    interrupted: bool,
+    stop_reason: str | None = None,
 ) -> Path:
     """Write the five files of the run directory (results, traces, metrics, leaderboard, metadata).
 
-    ``stop_reason``: why pytest stopped early (``-x``'s "stopping after 1 failures", Ctrl-C), when it did."""
+    ``planned``: items planned per agent type; ``samples``: every process's samples; ``loop_s``: how long pytest's run
+    loop took; ``stop_reason``: why pytest stopped early (``-x``'s "stopping after 1 failures", Ctrl-C), when it did."""
     from smoltrace_export.json_sink import write_run_outputs
     from smoltrace_export.rows import RunContext, environment_from_metrics, leaderboard_row, result_rows
 
     from .telemetry.metrics import build_metrics_document
 
     assert aggregator.run_dir is not None
-    settings = state.settings
+    settings = identity.settings
+    started_at = identity.started_at
     finished_at = time.time()
     results = aggregator.attempts  # collection order, each item's attempts in order
-    summaries = aggregator.summaries(state.planned)
+    summaries = aggregator.summaries(planned)
     totals = run_totals(summaries)
     planned_total = totals["counts"]["planned"]
     completed = totals["counts"]["completed"]
     run_status = (
         "completed" if completed >= planned_total and not interrupted else ("partial" if completed else "failed")
     )
-    spec = state.spec
+    spec = identity.spec
     metrics = build_metrics_document(
-        state.samples,
-        run_id=state.run_id,
+        samples,
+        run_id=identity.run_id,
         model_is_local=spec.is_local_model,
         grid_intensity_g_per_kwh=settings.grid_intensity,
         energy_price_usd_per_kwh=settings.energy_price,
@@ -279,10 +300,10 @@ def write_outputs(
     ctx = RunContext(
         model=spec.label,
         provider=spec.provider,
-        run_id=state.run_id,
+        run_id=identity.run_id,
         dataset=settings.dataset,
         dataset_revision=settings.revision,
-        started_at=state.started_at,
+        started_at=started_at,
         finished_at=finished_at,
         run_status=run_status,
         task_timeout_s=settings.timeout,
@@ -293,10 +314,10 @@ def write_outputs(
         run_stop_reason=(stop_reason or "interrupted") if interrupted else "completed",
         environment=environment_from_metrics(metrics),
     )
-    price = state.price
+    price = identity.price
     meta = {
         "schema_version": SCHEMA_VERSION,
-        "run_id": state.run_id,
+        "run_id": identity.run_id,
         "model": spec.label,
         "provider": spec.provider,
         "api_base": spec.api_base,
@@ -305,7 +326,7 @@ def write_outputs(
         "dataset_revision": settings.revision,
         "run_status": run_status,
         "resumed_items": aggregator.resumed,
-        "resumed_from_settings": state.resumed_from_settings,
+        "resumed_from_settings": resumed_from_settings,
         "pricing": {
             "source": price.source if price else "unknown",
             "input_usd_per_1m": price.input_per_token * 1e6 if price else None,
@@ -315,13 +336,11 @@ def write_outputs(
         "run_stop_reason": ctx.run_stop_reason,
         **totals,
         "timings": {
-            "started_at": state.started_at,
+            "started_at": started_at,
             "finished_at": finished_at,
-            "duration_s": round(finished_at - state.started_at, 3),
+            "duration_s": round(finished_at - started_at, 3),
             # pytest's run loop only (the items), without start-up, collection and writing the output files
-            "loop_s": round(state.loop_finished_at - state.loop_started_at, 3)
-            if state.loop_started_at and state.loop_finished_at
-            else None,
+            "loop_s": loop_s,
         },
         "versions": {
             "python": sys.version.split()[0],
@@ -360,15 +379,14 @@ def write_outputs(
     return run_dir
 
 
-def publish(state: SmoltraceState, run_dir: Path) -> bool:
-    """``--smoltrace-output hub``: publish the (already written) run directory; False when it failed."""
+def publish(run_dir: Path, *, private: bool) -> tuple[bool, list[str]]:
+    """``--smoltrace-output hub``: publish the (already written) run directory; whether it worked, and the lines for
+    the terminal summary (the URLs, or what failed)."""
     from smoltrace_export.hub import PublishError, publish_run_dir
 
     try:
-        published = publish_run_dir(run_dir, private=state.settings.private)
+        published = publish_run_dir(run_dir, private=private)
     except PublishError as exc:
         log.error("%s", exc)
-        state.publish_lines.append(str(exc))
-        return False
-    state.publish_lines.extend(f"published: {url}" for url in published.urls)
-    return True
+        return False, [str(exc)]
+    return True, [f"published: {url}" for url in published.urls]

@@ -30,8 +30,8 @@ import pytest
 from .options import OPTIONS_BY_NAME, OptionSpec
 
 if TYPE_CHECKING:
+    from .controller import ControllerPlugin
     from .records import ItemResult
-    from .state import SmoltraceState
     from .summary import AgentSummary
 
 __all__ = ["RunSummary", "isolated_args", "option_args", "run", "run_pytest"]
@@ -154,36 +154,35 @@ def isolated_args(args: Sequence[str]) -> Iterator[list[str]]:
 
 
 class _Capture:
-    """A throwaway plugin that keeps a reference to the session's plugin state."""
+    """A throwaway plugin that keeps a reference to the session's controller plugin."""
 
     def __init__(self) -> None:
-        self.state: SmoltraceState | None = None
+        self.controller: ControllerPlugin | None = None
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from .state import get_state
+        from .controller import get_controller
 
-        self.state = get_state(session.config)
+        self.controller = get_controller(session.config)
 
 
-def _summary(exit_code: int, state: SmoltraceState | None) -> RunSummary:
+def _summary(exit_code: int, controller: ControllerPlugin | None) -> RunSummary:
     from .aggregate import journal_attempts
     from .journal import JOURNAL
     from .summary import summarize
 
-    if state is None:
+    if controller is None:
         return RunSummary(run_id=None, run_dir=None, exit_code=exit_code, agents=(), results=())
-    aggregator = state.aggregator
-    run_dir = aggregator.run_dir if aggregator is not None else None
+    run_dir = controller.aggregator.run_dir
     if run_dir is not None and (run_dir / JOURNAL).is_file():
         results = journal_attempts(run_dir)  # every attempt: reruns' spend is counted (summarize keeps each final)
     else:
-        results = list(aggregator.attempts) if aggregator is not None else []
+        results = list(controller.aggregator.attempts)
     return RunSummary(
-        run_id=state.run_id,
+        run_id=controller.identity.run_id,
         run_dir=run_dir if run_dir is not None and run_dir.is_dir() else None,
         exit_code=exit_code,
-        agents=tuple(summarize(results, state.planned)),
+        agents=tuple(summarize(results, controller.planned)),
         results=tuple(results),
     )
 
@@ -194,7 +193,7 @@ def run_pytest(args: Sequence[str], plugins: Sequence[object] = ()) -> RunSummar
     with isolated_args(args) as argv:
         log.debug("pytest %s", " ".join(argv))
         exit_code = int(pytest.main(argv, plugins=[*plugins, capture]))
-    return _summary(exit_code, capture.state)
+    return _summary(exit_code, capture.controller)
 
 
 def run(

@@ -10,17 +10,21 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .concurrency import Fate, RunDeadlineExceeded, Unreported, attempt_of
-from .records import AgentType, Check, ItemResult, RunRecord, StopReason
-from .state import STATE_KEY, SmoltraceState
-from .tasks import Task, TaskError, load_file, load_source, select, tasks_from_objects
+from .identity import IDENTITY_KEY, RunIdentity
+from .records import AGENT_TYPES, AgentType, Check, ItemResult, RunRecord, StopReason
+from .settings import Settings
+from .tasks import TASK_FILE_SUFFIXES, Task, TaskError, load_file, load_source, select, source_label, tasks_from_objects
+from .transport import attach_result
+
+if TYPE_CHECKING:
+    from .concurrency import RunAhead
 
 FIXED_MARKERS = {
     "smoltrace": "a pytest-smoltrace benchmark item",
@@ -32,6 +36,8 @@ FIXED_MARKERS = {
 }
 
 RESULT_KEY = pytest.StashKey[ItemResult]()
+#: How a task item gets its result: the executor of this process (:meth:`ExecutorPlugin.run_item`) puts itself here.
+ITEM_RUNNER_KEY = pytest.StashKey[Callable[["TaskItem"], ItemResult]]()
 
 
 class SmoltraceFailure(Exception):
@@ -88,64 +94,19 @@ class TaskItem(pytest.Item):
             )
 
     @property
-    def state(self) -> SmoltraceState:
-        return self.config.stash[STATE_KEY]
+    def identity(self) -> RunIdentity:
+        return self.config.stash[IDENTITY_KEY]
 
     def setup(self) -> None:
         if RESULT_KEY in self.stash:  # an earlier attempt's (pytest-rerunfailures runs setup again)
             del self.stash[RESULT_KEY]
         attempt = attempt_of(self)
-        result = self.state.run_item(self)
+        result = self.config.stash[ITEM_RUNNER_KEY](self)
         if result.record.attempt != attempt:
             result = dataclasses.replace(result, record=dataclasses.replace(result.record, attempt=attempt))
         self.stash[RESULT_KEY] = result
         if result.verdict.outcome == "error":
             raise SmoltraceRunError(result)
-
-    def execute(self, cancel: threading.Event | None = None) -> ItemResult:
-        """Run, judge and trace this item (in a run-ahead thread); the root span covers the run and the verdict."""
-        from .judge import judge, user_judges_apply
-        from .runner import run_task
-        from .telemetry import cost, tracing
-
-        state = self.state
-        spec = state.spec
-        tracing.install(otlp=state.settings.otlp)
-        attributes = tracing.item_attributes(
-            nodeid=self.nodeid,
-            task_id=self.task.id,
-            agent_type=self.agent_type,
-            model=spec.model_id,
-            provider=spec.provider,
-            run_id=state.run_id,
-            task=self.task.to_dict(),
-        )
-        name = f"{self.agent_type} {self.task.id}"
-        with tracing.item_trace(name, attributes, model=spec.model_id, price=state.price) as trace:
-            record = run_task(self.task, self.agent_type, state.run_config, nodeid=self.nodeid, cancel=cancel)
-            trace.set_output(record.response if record.response is not None else record.error)
-            record = dataclasses.replace(
-                record,
-                trace_id=trace.trace_id,
-                span_id=trace.span_id,
-                cost_usd=cost.record_cost_usd(state.price, record),
-            )
-            extra = self._user_checks(record) if user_judges_apply(record) else ()
-            verdict = judge(self.task, record, extra_checks=extra)
-            trace.add_verdict(verdict)
-        if state.budget is not None:
-            state.budget.add(record.cost_usd)
-        return ItemResult(
-            nodeid=self.nodeid, record=record, verdict=verdict, task=self.task.to_dict(), trace=trace.document()
-        )
-
-    def _user_checks(self, record: RunRecord) -> list[Check]:
-        checks: list[Check] = []
-        for returned in self.ihook.pytest_smoltrace_judge(task=self.task, record=record):
-            items = returned if isinstance(returned, (list, tuple)) and not _is_check_tuple(returned) else [returned]
-            for check in items:
-                checks.append(_as_check(check))
-        return checks
 
     def runtest(self) -> None:
         result = self.stash[RESULT_KEY]
@@ -153,6 +114,8 @@ class TaskItem(pytest.Item):
             raise SmoltraceFailure(result)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        from .report import failure_text
+
         if isinstance(excinfo.value, (SmoltraceFailure, SmoltraceRunError)):
             return failure_text(excinfo.value.result)
         if _is_deadline(excinfo.value):
@@ -162,6 +125,8 @@ class TaskItem(pytest.Item):
     def _repr_failure_py(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         # pytest renders a *setup* error through this method, not repr_failure: an agent error is shown as its
         # check table too, and no Python source is parsed for a traceback nobody needs (see astguard)
+        from .report import failure_text
+
         if isinstance(excinfo.value, (SmoltraceFailure, SmoltraceRunError)):
             return failure_text(excinfo.value.result)
         if _is_deadline(excinfo.value):
@@ -176,42 +141,6 @@ def _is_deadline(exc: BaseException) -> bool:
     return isinstance(exc, RunDeadlineExceeded)
 
 
-def _is_check_tuple(value: Any) -> bool:
-    return isinstance(value, tuple) and len(value) == 4 and isinstance(value[0], str) and isinstance(value[1], bool)
-
-
-def _as_check(value: Any) -> Check:
-    if isinstance(value, Check):
-        return value
-    if _is_check_tuple(value):
-        return Check(*value)
-    raise TypeError(
-        f"pytest_smoltrace_judge must return Check objects or (name, passed, expected, actual); got {value!r}"
-    )
-
-
-def failure_text(result: ItemResult) -> str:
-    from .judge import format_checks
-
-    record = result.record
-    lines = [f"{record.agent_type} agent on task {record.task_id!r}: {result.verdict.outcome.upper()}"]
-    if result.verdict.error:
-        lines.append(result.verdict.error)
-    lines.append(
-        f"stop reason: {record.stop_reason} · steps: {record.action_steps} · tokens: {record.total_tokens}"
-        f" · {record.duration_ms:.0f} ms"
-    )
-    lines.append(format_checks(result.verdict))
-    executed = [
-        f"{c.name}({', '.join(f'{k}={v!r}' for k, v in c.arguments.items())})" + ("" if c.ok else " ✗")
-        for c in record.tool_calls
-    ]
-    lines.append("executed tool calls: " + (", ".join(executed) if executed else "none"))
-    if record.response is not None:
-        lines.append(f"final answer: {record.response[:500]!r}")
-    return "\n".join(lines)
-
-
 class AgentTypeCollector(pytest.Collector):
     """The items of one agent type within a source: node ids ``<source>::<agent_type>::<task id>``."""
 
@@ -220,23 +149,22 @@ class AgentTypeCollector(pytest.Collector):
         self.tasks = pairs
         for name in ("smoltrace", self.name):  # inherited by every item below (``-m smoltrace``, ``-m code``)
             self.add_marker(_marker(self.config, name))
-        if self.config.stash[STATE_KEY].spec.is_local_model:  # --dist loadgroup keeps a local model on one worker
+        if self.config.stash[IDENTITY_KEY].spec.is_local_model:  # --dist loadgroup keeps a local model on one worker
             self.add_marker(pytest.mark.xdist_group("smoltrace-local-model"))
 
     def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
-        agent_type: AgentType = "tool" if self.name == "tool" else "code"
+        agent_type: AgentType = "tool" if self.name == "tool" else "code"  # the collector is named after it
         return [TaskItem.from_parent(self, name=task.id, task=task, agent_type=agent_type) for task in self.tasks]
 
 
-def make_groups(parent: pytest.Collector, tasks: Iterable[Task], state: SmoltraceState) -> list[AgentTypeCollector]:
+def make_groups(parent: pytest.Collector, tasks: Iterable[Task], settings: Settings) -> list[AgentTypeCollector]:
     """One collector per agent type (tool first), each holding its tasks in source order."""
-    settings = state.settings
     by_agent: dict[str, list[Task]] = {}
     for task, agent_type in select(tasks, difficulty=settings.difficulty, agent_type=settings.agent_type):  # type: ignore[arg-type]
         by_agent.setdefault(agent_type, []).append(task)
     return [
         AgentTypeCollector.from_parent(parent, name=agent, pairs=by_agent[agent])
-        for agent in ("tool", "code")
+        for agent in AGENT_TYPES
         if agent in by_agent
     ]
 
@@ -249,8 +177,7 @@ class TaskSourceCollector(pytest.Collector):
         self.spec = spec
 
     def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
-        state = self.config.stash[STATE_KEY]
-        settings = state.settings
+        settings = self.config.stash[IDENTITY_KEY].settings
         try:
             source = load_source(
                 self.spec,
@@ -260,14 +187,13 @@ class TaskSourceCollector(pytest.Collector):
             )
         except TaskError as exc:
             raise self.CollectError(f"smoltrace task source: {exc}") from None
-        return list(make_groups(self, source.tasks, state))
+        return list(make_groups(self, source.tasks, settings))
 
 
 class ConftestTasksCollector(pytest.Collector):
     """Tasks returned by ``pytest_smoltrace_tasks`` implementations."""
 
     def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
-        state = self.config.stash[STATE_KEY]
         objects: list[Any] = []
         for returned in self.ihook.pytest_smoltrace_tasks(config=self.config):
             objects.extend(returned or ())
@@ -275,23 +201,33 @@ class ConftestTasksCollector(pytest.Collector):
             tasks = tasks_from_objects(objects, source="conftest")
         except TaskError as exc:
             raise self.CollectError(f"smoltrace task source: {exc}") from None
-        return list(make_groups(self, tasks, state))
+        return list(make_groups(self, tasks, self.config.stash[IDENTITY_KEY].settings))
 
 
 class TaskFile(pytest.File):
     """A ``smoltrace_*.json`` / ``smoltrace_*.jsonl`` task file found under the test paths."""
 
     def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
-        state = self.config.stash[STATE_KEY]
+        settings = self.config.stash[IDENTITY_KEY].settings
         try:
-            tasks = load_file(self.path, split=state.settings.split, label=self.nodeid)
+            tasks = load_file(self.path, split=settings.split, label=self.nodeid)
         except TaskError as exc:
             raise self.CollectError(f"smoltrace task file: {exc}") from None
-        return list(make_groups(self, tasks, state))
+        return list(make_groups(self, tasks, settings))
+
+
+def parse_nodeid(nodeid: str) -> tuple[str, AgentType, str] | None:
+    """``(source, agent type, task id)`` of a task item's node id (``<source>::<agent_type>::<id>``, the source
+    without the ``smoltrace/`` prefix of dataset and conftest items), or None for any other node id."""
+    parts = nodeid.split("::")
+    if len(parts) < 3 or parts[-2] not in AGENT_TYPES:
+        return None
+    agent_type: AgentType = "tool" if parts[-2] == "tool" else "code"
+    return "::".join(parts[:-2]).removeprefix("smoltrace/"), agent_type, parts[-1]
 
 
 def is_task_file(file_path: Path) -> bool:
-    return file_path.name.startswith("smoltrace_") and file_path.suffix in (".json", ".jsonl")
+    return file_path.name.startswith("smoltrace_") and file_path.suffix in TASK_FILE_SUFFIXES
 
 
 #: Task files pytest collected under the test paths (resolved): the dataset option does not collect them again.
@@ -311,7 +247,7 @@ def task_file(parent: pytest.Collector, file_path: Path) -> TaskFile | None:
 def _collected_as_file(config: pytest.Config, spec: str) -> bool:
     """The dataset option names a task file pytest already collects under the test paths (collect it once)."""
     files = config.stash.get(_TASK_FILES, None)
-    if not files or not spec.endswith((".json", ".jsonl")):
+    if not files or not spec.endswith(TASK_FILE_SUFFIXES):
         return False
     path = Path(config.invocation_params.dir) / spec
     try:
@@ -320,10 +256,10 @@ def _collected_as_file(config: pytest.Config, spec: str) -> bool:
         return False
 
 
-def source_collectors(session: pytest.Session, state: SmoltraceState) -> list[pytest.Collector]:
+def source_collectors(session: pytest.Session, settings: Settings) -> list[pytest.Collector]:
     """Collectors for the dataset option and for conftest-defined tasks (the latter only when a hook exists)."""
     collectors: list[pytest.Collector] = []
-    spec = state.settings.dataset
+    spec = settings.dataset
     if (
         spec
         and spec.lower() != "none"
@@ -332,7 +268,7 @@ def source_collectors(session: pytest.Session, state: SmoltraceState) -> list[py
     ):
         collectors.append(
             TaskSourceCollector.from_parent(
-                session, name=spec, nodeid=f"smoltrace/{source_label(spec, state)}", spec=spec
+                session, name=spec, nodeid=f"smoltrace/{source_label(spec, settings.split)}", spec=spec
             )
         )
     if session.config.pluginmanager.hook.pytest_smoltrace_tasks.get_hookimpls():
@@ -348,40 +284,17 @@ def _default_dataset_unwanted(config: pytest.Config) -> bool:
     return explicit_paths and _raw_value(config, OPTIONS_BY_NAME["dataset"]) is None
 
 
-def source_label(spec: str, state: SmoltraceState) -> str:
-    split = state.settings.split
-    if spec.endswith((".json", ".jsonl")) or split == "train":
-        return spec
-    return f"{spec}:{split}"
-
-
-def collect_into(session: pytest.Session, items: list[pytest.Item], state: SmoltraceState) -> None:
+def collect_into(session: pytest.Session, items: list[pytest.Item], identity: RunIdentity) -> None:
     """Collect the source collectors through pytest's own machinery (errors and counts are reported as usual), and
     note the collection order of the task items (before any deselection or reordering)."""
-    for collector in source_collectors(session, state):
+    for collector in source_collectors(session, identity.settings):
         items.extend(session.genitems(collector))
-    order = [i.nodeid for i in items if isinstance(i, TaskItem)]
-    session.config.stash[ORDER_KEY] = order
-    if state.aggregator is not None:
-        state.aggregator.set_order(order)
-
-
-def drop_finished(config: pytest.Config, items: list[pytest.Item], state: SmoltraceState) -> None:
-    """``--smoltrace-resume``: deselect the items the resumed run's journal already holds."""
-    if not state.done:
-        return
-    keep: list[pytest.Item] = []
-    finished: list[pytest.Item] = []
-    for item in items:
-        (finished if isinstance(item, TaskItem) and item.nodeid in state.done else keep).append(item)
-    if finished:
-        config.hook.pytest_deselected(items=finished)
-        items[:] = keep
+    session.config.stash[ORDER_KEY] = [i.nodeid for i in items if isinstance(i, TaskItem)]
 
 
 def _unrun_result(
     nodeid: str,
-    state: SmoltraceState,
+    identity: RunIdentity,
     *,
     detail: str,
     error_type: str,
@@ -394,18 +307,18 @@ def _unrun_result(
 
     from .records import Verdict
 
-    parts = nodeid.split("::")
-    if len(parts) < 3 or parts[-2] not in ("tool", "code"):
+    parsed = parse_nodeid(nodeid)
+    if parsed is None:
         return None
-    agent_type: AgentType = "tool" if parts[-2] == "tool" else "code"
-    spec = state.spec
+    source, agent_type, task_id = parsed
+    spec = identity.spec
     record = RunRecord(
-        task_id=parts[-1],
+        task_id=task_id,
         agent_type=agent_type,
-        source="::".join(parts[:-2]).removeprefix("smoltrace/"),
+        source=source,
         model=spec.label,
         provider=spec.provider,
-        run_id=state.run_id,
+        run_id=identity.run_id,
         response=None,
         final_answer_called=False,
         stop_reason="timeout" if timed_out else "error",
@@ -425,11 +338,11 @@ def _unrun_result(
     return ItemResult(nodeid=nodeid, record=record, verdict=verdict)
 
 
-def crash_result(nodeid: str, detail: str, state: SmoltraceState) -> ItemResult | None:
+def crash_result(nodeid: str, detail: str, identity: RunIdentity) -> ItemResult | None:
     """The result of an item whose xdist worker died while running it (recorded, never silently dropped)."""
     return _unrun_result(
         nodeid,
-        state,
+        identity,
         detail=f"the worker process crashed while running this item: {detail[:500]}",
         error_type="WorkerCrashed",
         spent=None,
@@ -452,7 +365,9 @@ def _is_pytest_timeout(reason: str) -> bool:
     return "Timeout" in reason and "pytest-timeout" in reason
 
 
-def settle_report(item: TaskItem, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
+def settle_report(
+    item: TaskItem, call: pytest.CallInfo[None], report: pytest.TestReport, run_ahead: RunAhead | None
+) -> None:
     """``pytest_runtest_makereport`` (where the item runs): put this attempt's result on its report, whatever failed.
 
     - setup failed with our own error: the run's result; with pytest-timeout's deadline (:class:`RunDeadlineExceeded`)
@@ -467,7 +382,6 @@ def settle_report(item: TaskItem, call: pytest.CallInfo[None], report: pytest.Te
         result = None  # an earlier attempt's: this attempt failed before the item's setup ran
     exc = call.excinfo.value if call.excinfo is not None else None
     ours = isinstance(exc, (SmoltraceFailure, SmoltraceRunError))
-    run_ahead = item.state.run_ahead
     if call.when == "setup":
         if ours and result is not None:
             attach_result(report, result)
@@ -496,7 +410,7 @@ def settle_report(item: TaskItem, call: pytest.CallInfo[None], report: pytest.Te
             return  # recorded at the end of the session, with the run's spend
         unrun = _unrun_result(
             item.nodeid,
-            item.state,
+            item.identity,
             detail=f"failed before its agent run started: {reason}",
             error_type="Timeout" if fate == "timeout" else type_name,
             spent=0,
@@ -516,18 +430,35 @@ def _with_attempt(result: ItemResult, attempt: int) -> ItemResult:
     return dataclasses.replace(result, record=dataclasses.replace(result.record, attempt=attempt))
 
 
-def unreported_results(entries: Iterable[Unreported], stop_reason: str | None) -> list[ItemResult]:
+def unreported_results(
+    entries: Iterable[Unreported],
+    stop_reason: str | None,
+    recorded: Callable[[ItemResult], bool] | None = None,
+) -> list[ItemResult]:
     """Results for the runs no report carried (:meth:`RunAhead.drain`), each with its spend and what became of it.
 
-    A run started ahead for an item pytest never ran is ``Cancelled`` (not completed; a resume runs it again); a run
-    pytest stopped waiting for is the item's timeout or error, as pytest reported it."""
+    A run started ahead for an item pytest never ran is ``Cancelled`` (not completed; a resume runs it again), and so
+    is a run Ctrl-C interrupted while pytest was running its item; a run pytest stopped waiting for is the item's
+    timeout or error, as pytest reported it. ``recorded``: whether a result is recorded already (this process's
+    results); a run whose result pytest had been handed when Ctrl-C landed (``entry.handed``) is kept only when it
+    says no, so that it is counted once (without it, as in an xdist worker, such a run is left out)."""
+    from .concurrency import INTERRUPTED
     from .records import Verdict
 
     out = []
     for entry in entries:
         result, record = entry.result, entry.result.record
+        if entry.handed and (recorded is None or recorded(result)):
+            continue
         stop: StopReason
-        if entry.fate == "cancelled":
+        if entry.fate == "interrupted":
+            ran = f"; the run itself ended with {record.stop_reason}" + (f": {record.error}" if record.error else "")
+            detail = (
+                f"cancelled: {entry.reason or INTERRUPTED}; its spend is recorded, and --smoltrace-resume runs the "
+                f"item again{ran}"
+            )
+            stop, error_type = "error", "Cancelled"
+        elif entry.fate == "cancelled":
             why = entry.reason or stop_reason or "the session ended first"
             ran = f"; the run itself ended with {record.stop_reason}" + (f": {record.error}" if record.error else "")
             detail = (
@@ -547,53 +478,3 @@ def unreported_results(entries: Iterable[Unreported], stop_reason: str | None) -
         verdict = Verdict(checks=result.verdict.checks, error=f"{stop}: {detail}")
         out.append(dataclasses.replace(result, record=record, verdict=verdict))
     return out
-
-
-#: Largest result payload a worker sends to the controller; bigger ones lose their bulkiest parts first.
-MAX_PAYLOAD_BYTES = 4 * 2**20
-
-
-def _shrink(data: dict[str, Any]) -> dict[str, Any]:
-    record = data["record"]
-    if data.get("trace"):
-        data["trace"] = {"truncated": True, "trace_id": data["trace"].get("trace_id")}
-    for step in record.get("steps", ()):
-        if step.get("code") and len(step["code"]) > 2000:
-            step["code"] = step["code"][:2000] + "… [truncated]"
-    for call in record.get("tool_calls", ()):
-        call["arguments"] = {k: (v[:500] if isinstance(v, str) else v) for k, v in call["arguments"].items()}
-    data["truncated"] = True
-    return data
-
-
-def payload(result: ItemResult) -> dict[str, Any]:
-    """The result as plain JSON (execnet refuses anything else), size-capped: what travels to the controller."""
-    import json
-
-    text = json.dumps(result.to_dict(), default=str)
-    data: dict[str, Any] = json.loads(text)
-    if len(text) > MAX_PAYLOAD_BYTES:
-        data = _shrink(data)
-    return data
-
-
-def attach_result(report: pytest.TestReport, result: ItemResult) -> None:
-    """Put the result on the report (xdist ships ``report.__dict__`` to the controller)."""
-    report.__dict__["smoltrace"] = payload(result)
-
-
-def result_from_report(nodeid: str | None, data: Any) -> ItemResult | None:
-    """Validate a payload that arrived on a report; a malformed one is logged and dropped, never fatal."""
-    import logging
-
-    try:
-        result = ItemResult.from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        logging.getLogger(__name__).warning("%s: ignoring a malformed smoltrace result payload (%s)", nodeid, exc)
-        return None
-    if nodeid is not None and result.nodeid != nodeid:
-        logging.getLogger(__name__).warning(
-            "%s: result payload names another item (%s); ignored", nodeid, result.nodeid
-        )
-        return None
-    return result

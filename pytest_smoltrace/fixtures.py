@@ -26,31 +26,35 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .plugin import MODEL_MARKER, MODEL_MARKER_LINE
-
 if TYPE_CHECKING:
-    from .records import AgentType, Check, RunRecord, Verdict
+    from .records import AgentType, RunRecord, Verdict
     from .runner import RunConfig
     from .tasks import Task
+    from .telemetry.cost import Price
 
 __all__ = [
     "MARKER",
     "MARKER_LINE",
     "AgentRun",
     "SmoltraceRunner",
+    "fake_hub",
     "run_config_for",
+    "smoltrace_model_server",
     "smoltrace_run",
     "smoltrace_run_config",
 ]
 
-#: The marker and its ``markers`` ini line (registered by the plugin for ``--strict-markers``).
-MARKER, MARKER_LINE = MODEL_MARKER, MODEL_MARKER_LINE
+#: The marker and its ``markers`` ini line (registered for ``--strict-markers``, active or not).
+MARKER = "smoltrace_model"
+MARKER_LINE = (
+    f"{MARKER}(model, provider='litellm', api_base=None): the model the smoltrace_run fixture uses in this test"
+)
 #: The ``run_id`` of runs made without an active plugin session.
 FIXTURE_RUN_ID = "smoltrace-run"
 SKIP_REASON = (
@@ -70,6 +74,8 @@ class AgentRun:
     task: Task
     record: RunRecord
     verdict: Verdict
+    #: The run's trace document (its spans, as in traces.json).
+    trace: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -88,8 +94,8 @@ class AgentRun:
 
     def explain(self) -> str:
         """The same report a failing task item shows: outcome, stop reason, the table of checks, tool calls."""
-        from .collect import failure_text
         from .records import ItemResult
+        from .report import failure_text
 
         return failure_text(ItemResult(nodeid=self.record.nodeid, record=self.record, verdict=self.verdict))
 
@@ -129,10 +135,10 @@ def run_config_for(request: pytest.FixtureRequest) -> RunConfig:
 
     Skips the test when there is neither (the plugin is inactive and the test has no marker).
     """
-    from .state import get_state
+    from .roles import get_session
 
-    state = get_state(request.config)
-    base = state.run_config if state is not None else None
+    session = get_session(request.config)
+    base = session.executor.run_config if session is not None and session.executor is not None else None
     marker = request.node.get_closest_marker(MARKER)
     if marker is not None:
         return _model_from_marker(marker, base, request)
@@ -162,18 +168,6 @@ def _safe_id(text: str) -> str:
     return re.sub(r"[\[\]:\s]+", "_", text).strip("_") or "run"
 
 
-def _as_check(value: Any) -> Check:
-    from .records import Check
-
-    if isinstance(value, Check):
-        return value
-    if isinstance(value, tuple) and len(value) == 4 and isinstance(value[0], str) and isinstance(value[1], bool):
-        return Check(*value)
-    raise TypeError(
-        f"pytest_smoltrace_judge must return Check objects or (name, passed, expected, actual); got {value!r}"
-    )
-
-
 class SmoltraceRunner:
     """The callable ``smoltrace_run`` fixture value; ``runs`` holds every run this test made, in order."""
 
@@ -199,11 +193,12 @@ class SmoltraceRunner:
         Agent, model and tool failures never raise: they become an error verdict (``run.verdict.error``). A task
         field that breaks the schema raises :class:`~pytest_smoltrace.tasks.TaskError` naming the field.
         """
-        from .judge import judge, user_judges_apply
-        from .runner import run_task
+        from .execution import run_and_judge
+        from .identity import get_identity
+        from .records import AGENT_TYPES
         from .tasks import validate_row
 
-        if agent_type not in ("tool", "code"):
+        if agent_type not in AGENT_TYPES:
             raise ValueError(
                 f"agent_type must be 'tool' or 'code'; got {agent_type!r} "
                 '(for both, parametrize the test: @pytest.mark.parametrize("agent_type", ["tool", "code"]))'
@@ -222,19 +217,18 @@ class SmoltraceRunner:
             changes["timeout_s"] = timeout
         cfg = dataclasses.replace(cfg, **changes) if changes else cfg
         nodeid = self._node.nodeid + (f"#{number}" if number > 1 else "")
-        record = run_task(task, agent_type, cfg, nodeid=nodeid)
-        record = dataclasses.replace(record, cost_usd=_cost(self._session_config, cfg, record))
-        extra = (
-            [
-                _as_check(check)
-                for returned in self._node.ihook.pytest_smoltrace_judge(task=task, record=record)
-                for check in (returned if isinstance(returned, list) else [returned])
-            ]
-            if user_judges_apply(record)
-            else []
+        identity = get_identity(self._session_config)
+        result = run_and_judge(
+            task,
+            agent_type,
+            cfg,
+            nodeid=nodeid,
+            price=_price(self._session_config, cfg),
+            judges=self._node.ihook.pytest_smoltrace_judge,
+            otlp=identity is not None and identity.settings.otlp,
         )
-        verdict = judge(task, record, extra_checks=extra)
-        run = AgentRun(task=task, record=record, verdict=verdict)
+        record, verdict = result.record, result.verdict
+        run = AgentRun(task=task, record=record, verdict=verdict, trace=result.trace)
         self.runs.append(run)
         self._node.user_properties.append(
             (
@@ -254,23 +248,41 @@ class SmoltraceRunner:
         return run
 
 
-def _cost(session_config: pytest.Config, cfg: RunConfig, record: RunRecord) -> float | None:
-    """The run's cost: the session's price for the session's model (custom prices included), else litellm's."""
-    from .state import get_state
-    from .telemetry.cost import price_for, record_cost_usd
+def _price(session_config: pytest.Config, cfg: RunConfig) -> Price | None:
+    """The run's price: the session's for the session's model (custom prices included), else litellm's; None when
+    nobody can price the model (its cost is then unknown)."""
+    from .identity import get_identity
+    from .telemetry.cost import price_for
 
-    state = get_state(session_config)
+    identity = get_identity(session_config)
     try:
-        if state is not None and state.spec.model_id == cfg.spec.model_id:
-            price = state.price
-        else:
-            price = price_for(cfg.spec.model_id)
-    except Exception:  # pricing is best effort: a model nobody can price has no cost
+        if identity is not None and identity.spec.model_id == cfg.spec.model_id:
+            return identity.price
+        return price_for(cfg.spec.model_id)
+    except Exception:  # pricing is best effort
         return None
-    return record_cost_usd(price, record)
 
 
 @pytest.fixture
 def smoltrace_run(request: pytest.FixtureRequest, smoltrace_run_config: RunConfig) -> SmoltraceRunner:
     """Call it to run one agent on one prompt and judge it: ``smoltrace_run(prompt, agent_type=…, **task_fields)``."""
     return SmoltraceRunner(request, smoltrace_run_config)
+
+
+@pytest.fixture
+def smoltrace_model_server() -> Iterator[Any]:
+    """A started :class:`pytest_smoltrace.testing.ScriptedModelServer` (no scripts yet: ``add_script``)."""
+    from .testing import ScriptedModelServer
+
+    with ScriptedModelServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A started local Hugging Face Hub stand-in with ``huggingface_hub``/``datasets`` pointed at it
+    (see :func:`pytest_smoltrace.testing.hub.fake_hub`)."""
+    from pytest_smoltrace.testing.hub import FakeHub, hub_environment
+
+    with FakeHub() as hub, hub_environment(hub, home=tmp_path_factory.mktemp("hf_home")):
+        yield hub

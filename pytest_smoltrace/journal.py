@@ -18,15 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .records import ItemResult
+from .records import UNFINISHED_ERROR_TYPES, ItemResult  # UNFINISHED_ERROR_TYPES: a resumed run reruns them
 
 log = logging.getLogger(__name__)
 
 JOURNAL = "journal.jsonl"
 #: The items' trace documents, one line each, appended as results arrive (gathered into traces.json at the end).
 TRACE_JOURNAL = "traces.jsonl"
-#: Error types of results that did not really finish: a resumed run runs these items again.
-UNFINISHED_ERROR_TYPES = frozenset({"WorkerCrashed", "Cancelled"})
 
 
 class Journal:

@@ -11,7 +11,7 @@ import math
 import re
 import string
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .records import Check, RunRecord, Verdict
@@ -245,6 +245,39 @@ def user_judges_apply(record: RunRecord) -> bool:
     ``max_steps``). An item that errored or timed out is an error outcome whatever a check says, so user judges are
     not called for it and its verdict carries the built-in checks only (see :func:`judge` and the hookspec)."""
     return record.stop_reason not in ERROR_STOP_REASONS
+
+
+#: The ``pytest_smoltrace_judge`` hook caller (``item.ihook.pytest_smoltrace_judge``): the list of what each
+#: implementation returned.
+JudgeHook = Callable[..., Sequence[Any]]
+
+
+def _is_check_tuple(value: Any) -> bool:
+    return isinstance(value, tuple) and len(value) == 4 and isinstance(value[0], str) and isinstance(value[1], bool)
+
+
+def as_check(value: Any) -> Check:
+    """A user judge's check: a :class:`Check`, or a ``(name, passed, expected, actual)`` tuple."""
+    if isinstance(value, Check):
+        return value
+    if _is_check_tuple(value):
+        return Check(*value)
+    raise TypeError(
+        f"pytest_smoltrace_judge must return Check objects or (name, passed, expected, actual); got {value!r}"
+    )
+
+
+def user_checks(hook: JudgeHook | None, task: Task, record: RunRecord) -> list[Check]:
+    """The checks of every ``pytest_smoltrace_judge`` implementation for a run they apply to (else none).
+
+    An implementation returns one check, or a list or tuple of them (a 4-tuple alone is one check)."""
+    if hook is None or not user_judges_apply(record):
+        return []
+    checks: list[Check] = []
+    for returned in hook(task=task, record=record):
+        items = returned if isinstance(returned, (list, tuple)) and not _is_check_tuple(returned) else [returned]
+        checks.extend(as_check(check) for check in items)
+    return checks
 
 
 def judge(task: Task, record: RunRecord, extra_checks: Sequence[Check] = ()) -> Verdict:

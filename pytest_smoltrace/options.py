@@ -7,15 +7,16 @@ it says so, an environment variable. Precedence: command line, then ini, then en
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from smoltrace_export.records import DIFFICULTIES, TASK_AGENT_TYPES
+
 PROVIDERS = ("litellm", "inference", "transformers", "ollama")
-AGENT_TYPE_CHOICES = ("tool", "code", "both")
-DIFFICULTIES = ("easy", "medium", "hard")
+AGENT_TYPE_CHOICES = TASK_AGENT_TYPES
 OUTPUTS = ("json", "hub", "none")
 SEARCH_PROVIDERS = ("duckduckgo", "serper", "serpapi", "brave")
 
@@ -353,7 +354,3 @@ def _raw_value(config: pytest.Config, spec: OptionSpec) -> str | None:
 def is_active(config: pytest.Config) -> bool:
     """A model is configured (option, ini or ``SMOLTRACE_MODEL``): only then does the plugin do anything."""
     return _raw_value(config, OPTIONS_BY_NAME["model"]) is not None
-
-
-def flag_names() -> Sequence[str]:
-    return [spec.flag for spec in OPTIONS]

@@ -1,6 +1,6 @@
 """The checks before a run: what would make every item fail is one usage error before the first item starts.
 
-Run once, on the controller only (``not hasattr(config, "workerinput")``), from :func:`.state.create_state`, before
+Run once, on the controller only (``not hasattr(config, "workerinput")``), from :func:`.roles.start`, before
 anything heavy is imported (litellm, smolagents and datasets stay unimported; ``huggingface_hub`` is imported only to
 look up a Hub dataset name) and before the run directory is made, so a failed check leaves no empty run directory:
 
@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from .models import OLLAMA_DEFAULT_BASE, is_loopback
+from .records import AGENT_TYPES
+from .tasks import TASK_FILE_SUFFIXES
 
 if TYPE_CHECKING:
     from .records import ItemResult
@@ -71,7 +73,6 @@ CONNECT_TIMEOUT_S = 1.0
 HUB_TIMEOUT_S = 3.0
 #: Less free space than this in the output directory is a full disk: a run writes ≈15 KB per item.
 MIN_FREE_BYTES = 1 << 20
-_TASK_FILE_SUFFIXES = (".json", ".jsonl")
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -264,7 +265,7 @@ def dataset_kind(spec: str, base_dir: Path) -> str:
     resolved = _resolve(spec, base_dir)
     if resolved.is_dir():
         return "directory"
-    if spec.lower().endswith(_TASK_FILE_SUFFIXES) or resolved.exists() or _looks_like_path(spec):
+    if spec.lower().endswith(TASK_FILE_SUFFIXES) or resolved.exists() or _looks_like_path(spec):
         return "file"
     return "file" if _unresolvable(resolved) else "hub"
 
@@ -282,13 +283,13 @@ def dataset_problem(settings: Settings, base_dir: Path) -> str | None:
 
         resolved = _resolve(spec, base_dir)
         if resolved.is_file():
-            if spec.lower().endswith(_TASK_FILE_SUFFIXES):
+            if spec.lower().endswith(TASK_FILE_SUFFIXES):
                 return None
             return (
                 f"--smoltrace-dataset {spec}: task files must end in .json or .jsonl; got {resolved.name!r} "
                 "(other formats load from a dataset directory)"
             )
-        missing = "file not found" if spec.lower().endswith(_TASK_FILE_SUFFIXES) else "no such file or directory"
+        missing = "file not found" if spec.lower().endswith(TASK_FILE_SUFFIXES) else "no such file or directory"
         return f"--smoltrace-dataset {spec}: {_not_found(resolved, missing)}; expected an existing .json/.jsonl file"
     if kind == "hub":
         return hub_problem(spec, settings.revision)
@@ -522,7 +523,7 @@ def journal_differences(settings: Settings, results: Iterable[ItemResult]) -> li
     if provider is not None and latest.provider != provider:
         differences.append(Difference("provider", latest.provider, provider))
     types = {r.agent_type for r in records}
-    wanted = {"tool", "code"} if settings.agent_type == "both" else {settings.agent_type}
+    wanted = set(AGENT_TYPES) if settings.agent_type == "both" else {settings.agent_type}
     if not types <= wanted:
         journaled = "both" if len(types) > 1 else next(iter(types))
         differences.append(Difference("agent_type", journaled, settings.agent_type))

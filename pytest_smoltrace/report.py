@@ -1,4 +1,5 @@
-"""Terminal output: the header that says how to reproduce the run, and the per-agent-type summary."""
+"""What a person reads: the header that says how to reproduce the run, an item's failure text (its table of checks),
+the per-agent-type summary, the OTLP export line, and why pytest stopped early."""
 
 from __future__ import annotations
 
@@ -7,20 +8,53 @@ from typing import Any
 
 import pytest
 
-from .state import SmoltraceState
+from .identity import RunIdentity
+from .records import ItemResult
 from .summary import AgentSummary
 
 
-def header_lines(state: SmoltraceState) -> list[str]:
-    s = state.settings
+def header_lines(identity: RunIdentity) -> list[str]:
+    s = identity.settings
     dataset = s.dataset + (f"@{s.revision}" if s.revision else "") + (f" [{s.split}]" if s.split != "train" else "")
-    spec = state.spec
+    spec = identity.spec
     return [
-        f"smoltrace: run {state.run_id} · model {spec.label} ({spec.provider}"
+        f"smoltrace: run {identity.run_id} · model {spec.label} ({spec.provider}"
         + (f" at {spec.api_base}" if spec.api_base else "")
         + ")",
         f"smoltrace: dataset {dataset} · agents {s.agent_type} · max steps {s.max_steps} · timeout {s.timeout:g} s",
     ]
+
+
+def failure_text(result: ItemResult) -> str:
+    from .judge import format_checks
+
+    record = result.record
+    lines = [f"{record.agent_type} agent on task {record.task_id!r}: {result.verdict.outcome.upper()}"]
+    if result.verdict.error:
+        lines.append(result.verdict.error)
+    lines.append(
+        f"stop reason: {record.stop_reason} · steps: {record.action_steps} · tokens: {record.total_tokens}"
+        f" · {record.duration_ms:.0f} ms"
+    )
+    lines.append(format_checks(result.verdict))
+    executed = [
+        f"{c.name}({', '.join(f'{k}={v!r}' for k, v in c.arguments.items())})" + ("" if c.ok else " ✗")
+        for c in record.tool_calls
+    ]
+    lines.append("executed tool calls: " + (", ".join(executed) if executed else "none"))
+    if record.response is not None:
+        lines.append(f"final answer: {record.response[:500]!r}")
+    return "\n".join(lines)
+
+
+def stop_reason(session: pytest.Session) -> str | None:
+    """Why pytest stopped before the end (``-x``: "stopping after 1 failures"), or None; under xdist the controller's
+    reason is its scheduler's."""
+    dsession = session.config.pluginmanager.get_plugin("dsession")
+    for reason in (session.shouldfail, session.shouldstop, getattr(dsession, "shouldstop", None)):
+        if isinstance(reason, str) and reason:
+            return reason
+    return None
 
 
 def _pct(value: float | None) -> str:

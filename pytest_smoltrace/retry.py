@@ -1,10 +1,13 @@
 """Model-call resilience: retries with backoff for rate limits and transient failures, and one rate limiter per run.
 
 :func:`install` wraps a model's ``generate`` (an instance attribute, so the class-level instrumentation still
-runs underneath). A 429 (honouring ``Retry-After``), a 408/5xx or a connection error is retried up to
-``retries`` times with exponential backoff and jitter; anything else (400, 401, a bad request) is raised at once.
-Each retry is appended to the current item's :class:`RetryLog` so it lands in the record, and is a
-``smoltrace.model.retry`` event on the span around the call (each failed attempt is its own ERROR ``chat`` span).
+runs underneath). What is worth a retry is decided by the project's one HTTP-error classifier
+(:func:`smoltrace_export.http_errors.is_transient`, shared with the Hub calls): a 429, a 408/425/5xx or a connection
+error is retried up to ``retries`` times with exponential backoff and jitter, honouring the server's ``Retry-After``;
+anything else (400, 401, a bad request) is raised at once.
+Each retry is a :class:`~smoltrace_export.records.RetryEvent` appended to the current item's :class:`RetryLog`, so it
+lands in the record, and is a ``smoltrace.model.retry`` event on the span around the call (each failed attempt is
+its own ERROR ``chat`` span).
 
 :class:`RateLimiter` spaces model requests ``60/rpm`` seconds apart across every thread *and* every xdist worker
 of a run: the next free slot lives in a small file guarded by ``fcntl.flock``.
@@ -13,7 +16,6 @@ of a run: the next free slot lives in a small file guarded by ``fcntl.flock``.
 from __future__ import annotations
 
 import contextvars
-import email.utils
 import functools
 import logging
 import random
@@ -24,32 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smoltrace_export.http_errors import http_status, is_transient, retry_after_s
+from smoltrace_export.records import RetryEvent
+
 from .shared import update_shared
 
 log = logging.getLogger(__name__)
-
-RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
-_CONNECTION_ERRORS = (
-    "APIConnectionError",
-    "ConnectError",
-    "ConnectionError",
-    "ReadTimeout",
-    "Timeout",
-    "ConnectTimeout",
-    "RemoteProtocolError",
-    "ServiceUnavailableError",
-    "InternalServerError",
-)
-
-
-@dataclass(frozen=True)
-class RetryEvent:
-    attempt: int
-    reason: str
-    wait_s: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"attempt": self.attempt, "reason": self.reason, "wait_s": round(self.wait_s, 3)}
 
 
 @dataclass
@@ -69,44 +51,8 @@ class RetryPolicy:
     max_s: float = 60.0
 
 
-def status_of(exc: BaseException) -> int | None:
-    """The HTTP status behind a client exception (litellm, openai, huggingface_hub, httpx, requests)."""
-    for candidate in (exc, exc.__cause__):
-        if candidate is None:
-            continue
-        code = getattr(candidate, "status_code", None)
-        if isinstance(code, int):
-            return code
-        response = getattr(candidate, "response", None)
-        code = getattr(response, "status_code", None)
-        if isinstance(code, int):
-            return code
-    return None
-
-
-def retry_after_s(exc: BaseException) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), if the server sent one."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or getattr(exc, "headers", None) or {}
-    try:
-        value = headers.get("retry-after") or headers.get("Retry-After")
-    except AttributeError:
-        return None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(str(value))
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
-
-
-def is_retryable(exc: BaseException) -> bool:
-    status = status_of(exc)
-    if status is not None:
-        return status in RETRYABLE_STATUS
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    return bool(names.intersection(_CONNECTION_ERRORS))
+#: Model calls retry what every HTTP call of the project retries (one classifier, shared with the Hub calls).
+is_retryable = is_transient
 
 
 def backoff_s(policy: RetryPolicy, attempt: int, exc: BaseException, rng: random.Random) -> float:
@@ -142,7 +88,7 @@ class RateLimiter:
 
 
 def _reason(exc: BaseException) -> str:
-    status = status_of(exc)
+    status = http_status(exc)
     return f"HTTP {status}" if status is not None else type(exc).__name__
 
 
@@ -184,7 +130,7 @@ def install(
                 return original(*args, **kwargs)
             except Exception as exc:
                 attempt += 1
-                if attempt > policy.retries or not is_retryable(exc):
+                if attempt > policy.retries or not is_transient(exc):
                     raise
                 with rng_lock:
                     wait = backoff_s(policy, attempt, exc, rng)

@@ -31,6 +31,13 @@ log = logging.getLogger(__name__)
 #: smolagents' LogLevel.OFF: agents print nothing (pytest's reporter owns the terminal).
 _QUIET = -1
 
+#: How long a cancelled run (Ctrl-C, ``-x``) is given to finish the step in flight before its memory is read: the
+#: model call of that step is already paid for, and smolagents adds a step to the agent's memory only once the step
+#: ends, so the record counts its tokens only if it ends. 5 s covers a typical agent step's model call (a few hundred
+#: output tokens) and keeps one Ctrl-C's exit within seconds; a call still running after it is not counted (its
+#: tokens are unknown) and the record says so. The agent is stopped at the next step boundary, so no new call starts.
+CANCEL_GRACE_S = 5.0
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -329,6 +336,26 @@ def _guard_usage(agent: MultiStepAgent) -> None:
         agent.step_callbacks.register(step_cls, guard)
 
 
+class _NotStarted(Exception):
+    """The run was cancelled before the agent started: nothing was spent."""
+
+
+def _stop_on_cancel(agent: MultiStepAgent, cancel: threading.Event | None) -> None:
+    """Stop the agent at the step boundary after ``cancel`` is set: a step callback runs after every step, so no step
+    starts once cancelled (``agent.interrupt()`` alone is lost when it comes before ``agent.run`` clears it). Only
+    smolagents' forced max-steps summary, which follows the last step unchecked, can still call the model."""
+    if cancel is None:
+        return
+    from smolagents.memory import ActionStep, PlanningStep
+
+    def stop(memory_step: Any, agent: Any = None) -> None:
+        if cancel.is_set() and agent is not None:
+            agent.interrupt()
+
+    for step_cls in (ActionStep, PlanningStep):
+        agent.step_callbacks.register(step_cls, stop)
+
+
 def _wait(done: threading.Event, timeout_s: float, cancel: threading.Event | None) -> bool:
     """Wait for ``done`` up to ``timeout_s``; give up early when ``cancel`` is set. True when done."""
     if cancel is None:
@@ -348,7 +375,8 @@ def run_task(
 ) -> RunRecord:
     """Run ``task`` with a fresh ``agent_type`` agent; never raises for agent, model or tool failures.
 
-    ``cancel`` (set when the session stops early) interrupts a run that has not finished.
+    ``cancel`` (set when the session stops early) interrupts a run that has not finished: the agent stops at its next
+    step boundary, and the step in flight is given :data:`CANCEL_GRACE_S` to end, so that its tokens are counted.
     """
     from smoltrace_tools import close_tools
     from smoltrace_tools.recording import ToolRecorder
@@ -382,6 +410,7 @@ def run_task(
         )
 
     _guard_usage(agent)
+    _stop_on_cancel(agent, cancel)
     outcome = _Outcome()
     retry_log = RetryLog()
     usage_log = UsageLog()
@@ -390,6 +419,8 @@ def run_task(
         CURRENT_LOG.set(retry_log)  # this thread's context: the model wrapper logs this item's retries here
         CURRENT_USAGE.set(usage_log)  # … and the usage probe each call's cached and reasoning tokens
         try:
+            if cancel is not None and cancel.is_set():
+                raise _NotStarted
             outcome.result = agent.run(task.prompt, return_full_result=True)
         except BaseException as exc:  # everything the agent raises is reported, not re-raised
             outcome.error = exc
@@ -401,8 +432,11 @@ def run_task(
     thread = threading.Thread(target=context.run, args=(_target,), name=f"smoltrace:{nodeid or task.id}", daemon=True)
     thread.start()
     finished = _wait(outcome.done, cfg.timeout_s, cancel)
+    cancelled = isinstance(outcome.error, _NotStarted) or (not finished and cancel is not None and cancel.is_set())
     if not finished:
-        agent.interrupt()  # the abandoned thread stops at its next step boundary
+        agent.interrupt()  # the thread stops at its next step boundary (a timed-out one is abandoned)
+        if cancelled:  # the step in flight has been paid for: let it end so that its tokens are in memory
+            finished = outcome.done.wait(CANCEL_GRACE_S)
     duration_ms = (time.perf_counter() - t0) * 1000
 
     if finished:
@@ -413,8 +447,11 @@ def run_task(
     error: str | None = None
     error_type: str | None = None
     response: str | None = None
-    if not finished and cancel is not None and cancel.is_set():
-        stop_reason, error, error_type = "error", "cancelled: the session stopped before this run finished", "Cancelled"
+    if cancelled and outcome.result is None:  # a run that reached its answer in the grace time is a finished run
+        error = "cancelled: the session stopped before this run finished"
+        if not finished:
+            error += f" (its step in flight did not end within {CANCEL_GRACE_S:g} s: that model call is not counted)"
+        stop_reason, error_type = "error", "Cancelled"
     elif not finished:
         stop_reason, error, error_type = "timeout", f"item exceeded its {cfg.timeout_s:g} s limit", "Timeout"
     elif steps.problem is not None:  # before the agent's own error: the guard's interrupt is a consequence of it
@@ -446,7 +483,7 @@ def run_task(
         duration_ms=duration_ms,
         error=error,
         error_type=error_type,
-        retries=tuple(e.to_dict() for e in retry_log.events),
+        retries=tuple(retry_log.events),
         cached_input_tokens=usage_log.total("cache_read"),
         cache_creation_input_tokens=usage_log.total("cache_creation"),
         reasoning_tokens=usage_log.total("reasoning"),

@@ -55,10 +55,6 @@ class Settings:
     resume: str | None
     resume_force: bool
 
-    @property
-    def active(self) -> bool:
-        return bool(self.model)
-
     def public_dict(self) -> dict[str, Any]:
         """Option values safe to write into output files: paths as text, credentials in URLs removed."""
         data: dict[str, Any] = {}

@@ -14,18 +14,25 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, NoReturn, cast
+from typing import Any, NoReturn, cast
 
-from .records import AgentType
+# ``Task`` is a record of the run (defined with the others in smoltrace_export.records); it and its field types are
+# importable from here too (``from pytest_smoltrace.tasks import Task``).
+from smoltrace_export.records import (
+    DIFFICULTIES,
+    KEYWORD_MODES,
+    TASK_AGENT_TYPES,
+    AgentType,
+    Difficulty,
+    KeywordMode,
+    Task,
+    TaskAgentType,
+)
 
 logger = logging.getLogger(__name__)
-
-TaskAgentType = Literal["tool", "code", "both"]
-Difficulty = Literal["easy", "medium", "hard"]
-KeywordMode = Literal["any", "all"]
 
 
 class TaskError(Exception):
@@ -44,91 +51,10 @@ class TaskError(Exception):
         super().__init__(f"{where}: {rule}")
 
 
-@dataclass(frozen=True)
-class Task:
-    """One validated benchmark task (built by :func:`validate_row`; fields as in DESIGN §3).
-
-    - ``expected_tool``: ``None`` (no tool expected), a tool name, ``"multiple"`` (at least
-      ``expected_tool_calls`` executed calls of any tools) or a tuple of names (each executed at least once).
-    - ``expected_tool_calls``: minimum number of executed calls (≥ 1) for a str ``expected_tool``.
-    - ``expected_keywords``: case-insensitive substrings of the final answer; ``keyword_mode`` says any/all.
-    - ``metadata``: every field of the row that is not part of the schema (a row's own ``metadata`` object
-      is merged in).
-    - ``source`` / ``row``: the source label (as in the node id) and the 1-based row number.
-    """
-
-    id: str
-    prompt: str
-    agent_type: TaskAgentType = "both"
-    difficulty: Difficulty | None = None
-    category: str | None = None
-    # None: no tool expected; str: that tool (or "multiple"); tuple: each of these tools.
-    expected_tool: str | tuple[str, ...] | None = None
-    expected_tool_calls: int = 1
-    expected_keywords: tuple[str, ...] = ()
-    keyword_mode: KeywordMode = "any"
-    expected_answer: str | int | float | None = None
-    forbidden_tools: tuple[str, ...] = ()
-    required_tools: tuple[str, ...] = ()
-    metadata: dict[str, Any] = field(default_factory=dict)
-    source: str = "default"
-    row: int = 0
-
-    @property
-    def agent_types(self) -> tuple[AgentType, ...]:
-        """The agent types this task runs under, in the canonical order (tool, then code)."""
-        if self.agent_type == "both":
-            return ("tool", "code")
-        return (self.agent_type,)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "prompt": self.prompt,
-            "agent_type": self.agent_type,
-            "difficulty": self.difficulty,
-            "category": self.category,
-            "expected_tool": list(self.expected_tool) if isinstance(self.expected_tool, tuple) else self.expected_tool,
-            "expected_tool_calls": self.expected_tool_calls,
-            "expected_keywords": list(self.expected_keywords),
-            "keyword_mode": self.keyword_mode,
-            "expected_answer": self.expected_answer,
-            "forbidden_tools": list(self.forbidden_tools),
-            "required_tools": list(self.required_tools),
-            "metadata": dict(self.metadata),
-            "source": self.source,
-            "row": self.row,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Task:
-        expected_tool = data.get("expected_tool")
-        return cls(
-            id=str(data["id"]),
-            prompt=str(data["prompt"]),
-            agent_type=data.get("agent_type") or "both",
-            difficulty=data.get("difficulty"),
-            category=data.get("category"),
-            expected_tool=tuple(expected_tool) if isinstance(expected_tool, list) else expected_tool,
-            expected_tool_calls=int(data.get("expected_tool_calls") or 1),
-            expected_keywords=tuple(data.get("expected_keywords") or ()),
-            keyword_mode=data.get("keyword_mode") or "any",
-            expected_answer=data.get("expected_answer"),
-            forbidden_tools=tuple(data.get("forbidden_tools") or ()),
-            required_tools=tuple(data.get("required_tools") or ()),
-            metadata=dict(data.get("metadata") or {}),
-            source=str(data.get("source", "")),
-            row=int(data.get("row", 0)),
-        )
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------------------------
 
-TASK_AGENT_TYPES: tuple[TaskAgentType, ...] = ("tool", "code", "both")
-DIFFICULTIES: tuple[Difficulty, ...] = ("easy", "medium", "hard")
-KEYWORD_MODES: tuple[KeywordMode, ...] = ("any", "all")
 #: ``expected_tool`` value meaning "at least ``expected_tool_calls`` executed calls of any tools".
 MULTIPLE = "multiple"
 
@@ -742,8 +668,16 @@ def _hub_failure(spec: str, split: str, revision: str | None, exc: BaseException
     return message + ". Hint: " + "; ".join(hints)
 
 
+def source_label(spec: str, split: str) -> str:
+    """The name of a ``--smoltrace-dataset`` source in node ids and records: the dataset, with its split when that
+    is not ``train`` (task files have no split)."""
+    if spec.endswith(TASK_FILE_SUFFIXES) or split == "train":
+        return spec
+    return f"{spec}:{split}"
+
+
 def _load_hub(spec: str, *, target: str, split: str, revision: str | None, resolved: Path) -> TaskSource:
-    label = spec if split == "train" else f"{spec}:{split}"
+    label = source_label(spec, split)
     try:
         import datasets  # heavy: imported only when a dataset is really loaded
     except ImportError:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .records import AGENT_TYPES
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def prepare(config: pytest.Config, settings: Settings) -> Toolbox:
             prompt = load_prompt_config(settings.prompt_yml)
         except PromptConfigError as exc:
             raise pytest.UsageError(f"--smoltrace-prompt-yml: {exc}") from None
-        box.prompt_templates = {agent: prompt.templates_for(agent) for agent in ("tool", "code")}
+        box.prompt_templates = {agent: prompt.templates_for(agent) for agent in AGENT_TYPES}
         box.max_steps, box.planning_interval = prompt.max_steps, prompt.planning_interval
         imports += [m for m in prompt.additional_authorized_imports if m not in imports]
     try:

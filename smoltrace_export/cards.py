@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from .rows import SCHEMAS, schema_table
+from .schemas import SCHEMAS, schema_table
 
 TAGS = ["smoltrace", "pytest-smoltrace", "smolagents", "evaluation", "benchmark", "agents", "llm"]
 

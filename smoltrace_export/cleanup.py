@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from .http_errors import describe
 from .naming import LEADERBOARD_NAME, PROTECTED_NAMES, Kind, ParsedName, parse_dataset_name
-from .retry import describe
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi

@@ -12,8 +12,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from .http_errors import describe
 from .hub import resolve_token
-from .retry import describe
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import os
 import re
@@ -34,11 +35,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import json_sink
 from .cards import leaderboard_card, run_dataset_card
+from .http_errors import describe, http_status
 from .naming import KINDS, Kind, dataset_name, leaderboard_name, run_timestamp
-from .retry import describe, http_status, with_retries
-from .rows import SCHEMAS, ColumnType, features_for, hub_row, metric_rows, trace_rows
+from .retry import with_retries
+from .rows import metric_rows, trace_rows
+from .schemas import SCHEMAS, ColumnType, Schema
 
 if TYPE_CHECKING:
+    from datasets import Features
     from huggingface_hub import HfApi
 
 log = logging.getLogger(__name__)
@@ -226,6 +230,47 @@ def leaderboard_file(run_id: str) -> str:
     """The leaderboard file of a run id: readable, path-safe, and distinct for distinct run ids."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._")[:80] or "run"
     return f"{LEADERBOARD_DIR}/{safe}-{hashlib.sha1(run_id.encode()).hexdigest()[:8]}.parquet"
+
+
+# -- Hub encoding: rows of a schema → a parquet file --------------------------------------------------------------
+
+
+def hub_row(row: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
+    """``row`` conformed to ``schema`` for a Hub push: columns in order, missing ones null, unknown ones dropped,
+    ``json`` columns JSON-encoded, integers of ``float64`` columns as floats."""
+    out: dict[str, Any] = {}
+    for name, (kind, _) in schema.items():
+        value = row.get(name)
+        if value is None:
+            out[name] = None
+        elif kind == "json":
+            out[name] = json.dumps(value, ensure_ascii=False, default=str)
+        elif kind == "float64":
+            out[name] = float(value)
+        elif kind == "int64":
+            out[name] = int(value)
+        elif kind == "bool":
+            out[name] = bool(value)
+        elif kind == "string":
+            out[name] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        else:
+            out[name] = [str(v) for v in value]
+    return out
+
+
+def features_for(schema: Schema) -> Features:
+    """Explicit ``datasets.Features`` for Hub rows of ``schema`` (``json`` columns are strings, as :func:`hub_row`
+    encodes them)."""
+    import datasets
+
+    list_type = getattr(datasets, "List", None) or datasets.Sequence
+    mapping: dict[str, Any] = {}
+    for name, (kind, _) in schema.items():
+        if kind == "list<string>":
+            mapping[name] = list_type(datasets.Value("string"))
+        else:
+            mapping[name] = datasets.Value({"json": "string"}.get(kind, kind))
+    return datasets.Features(mapping)
 
 
 #: The range of the Hub's ``int64`` columns (parquet INT64; pyarrow refuses anything outside it).

@@ -1,16 +1,15 @@
-"""Records → rows: results rows (SMOLTRACE's 26 columns where they apply, plus ours), leaderboard rows (SMOLTRACE's
-57 columns where they apply, one row per agent type, plus ours), and the Hub rows of traces and metrics.
+"""Records → rows: the builders of the four row kinds whose columns :mod:`smoltrace_export.schemas` documents.
 
-Every row kind has a documented schema, ``column → (type, description)``, in column order:
-:data:`RESULTS_SCHEMA`, :data:`LEADERBOARD_SCHEMA`, :data:`TRACES_SCHEMA`, :data:`METRICS_SCHEMA`. The same
-schema builds the README table of a dataset card and the explicit ``datasets.Features`` of a Hub push, so a
-column that is null in one run has the same type as in every other run (the leaderboard is a union of runs).
+- an item's attempts (:class:`~smoltrace_export.records.ItemResult`) → results rows (:func:`result_rows`,
+  :func:`result_row`);
+- an agent type's :class:`~smoltrace_export.summary.AgentSummary` and the run's :class:`RunContext` → a leaderboard
+  row (:func:`leaderboard_row`);
+- the documents of ``traces.json`` → trace rows (:func:`trace_rows`), read by :func:`read_trace_document`;
+- the ``metrics.json`` document → metric rows (:func:`metric_rows`) and the leaderboard's environment columns
+  (:func:`environment_from_metrics`), read by :func:`read_metrics_document`.
 
-Types: ``string``, ``bool``, ``int64``, ``float64``, ``list<string>``, and ``json``: any JSON value in the run
-directory's files, a JSON-encoded string on the Hub (``json.loads(row["checks"])`` reads it back). Every column
-is nullable. ``schema_version`` marks changes of meaning.
-
-Importing this module is cheap: ``datasets`` is imported only by :func:`features_for`.
+Every builder returns its schema's columns in the schema's order, with JSON values as the run directory's files hold
+them; :mod:`smoltrace_export.hub` encodes rows for the Hub. Importing this module is cheap (no ``datasets``).
 """
 
 from __future__ import annotations
@@ -19,247 +18,11 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-from pytest_smoltrace.records import SCHEMA_VERSION, ItemResult
-from pytest_smoltrace.summary import AgentSummary, first_attempt_passes, group_attempts
-
-if TYPE_CHECKING:
-    from datasets import Features
-
-ColumnType = Literal["string", "bool", "int64", "float64", "list<string>", "json"]
-Schema = Mapping[str, tuple[ColumnType, str]]
-#: How a figure was obtained: read from a sensor, computed from a model of the hardware, or not available.
-FigureLabel = Literal["measured", "estimated", "unavailable"]
-
-PASS_RULE = "all_checks_passed_first_attempt"
-
-RESULTS_SCHEMA: dict[str, tuple[ColumnType, str]] = {
-    # SMOLTRACE's 26 columns, in its order
-    "model": ("string", "Model id as given to the run (e.g. `openai/gpt-4.1-nano`)."),
-    "evaluation_date": ("string", "When the item's agent run started (ISO 8601, UTC)."),
-    "task_id": ("string", "The task's `id` in its source."),
-    "test_case_uid": (
-        "string",
-        "pytest node id `smoltrace/<source>::<agent_type>::<id>`; with `attempt`, unique in a run.",
-    ),
-    "agent_type": ("string", "`tool` (ToolCallingAgent) or `code` (CodeAgent)."),
-    "difficulty": ("string", "The task's difficulty (`easy`/`medium`/`hard`) or null."),
-    "prompt": ("string", "The text given to `agent.run`."),
-    "success": ("bool", "Every check of this attempt passed (its pytest outcome is `passed`)."),
-    "pass_at_1_passed": (
-        "bool",
-        "`success` on the attempt pass@1 counts (the item's first attempt that finished); null on other attempts "
-        "and repeats.",
-    ),
-    "tool_called": ("bool", "At least one tool other than `final_answer` was executed without raising."),
-    "correct_tool": ("bool", "The `expected_tool` check passed; null when the task expects no tool."),
-    "final_answer_called": ("bool", "The agent called `final_answer` (a max-steps summary is not one)."),
-    "response_correct": ("bool", "The keyword and expected-answer checks passed; null when the task has neither."),
-    "tools_used": ("list<string>", "Executed tool calls in order (`final_answer` and calls that raised excluded)."),
-    "steps": ("int64", "Action steps the agent took (the forced max-steps summary is not a step)."),
-    "response": ("string", "The final answer, or the max-steps summary, as text."),
-    "error": ("string", "The agent or model error, if any."),
-    "stop_reason": ("string", "`final_answer`, `max_steps`, `timeout` or `error`."),
-    "timed_out": ("bool", "The item hit the per-item wall-clock limit."),
-    "trace_id": ("string", "OpenTelemetry trace id of the item's root span (hex), when traced."),
-    "span_id": ("string", "Root span id (hex), when traced."),
-    "run_id": ("string", "The run's id (also the run directory's name)."),
-    "execution_time_ms": ("float64", "Wall-clock duration of the agent run in milliseconds."),
-    "total_tokens": ("int64", "Prompt + completion tokens of the run, counted once; null when unknown."),
-    "cost_usd": ("float64", "Cost of the model calls in USD; null when unknown."),
-    "enhanced_trace_info": (
-        "string",
-        "JSON-encoded string `{trace_id, root_span_id, total_tokens, duration_ms, cost_usd}` (as in SMOLTRACE).",
-    ),
-    # ours
-    "category": ("string", "The task's category, or null."),
-    "prompt_tokens": ("int64", "Prompt (input) tokens; null when unknown."),
-    "completion_tokens": ("int64", "Completion (output) tokens; null when unknown."),
-    "cached_input_tokens": (
-        "int64",
-        "Prompt tokens read from the provider's prompt cache (part of prompt_tokens); null when not reported.",
-    ),
-    "cache_creation_input_tokens": (
-        "int64",
-        "Prompt tokens written to the provider's prompt cache (part of prompt_tokens); null when not reported.",
-    ),
-    "reasoning_tokens": (
-        "int64",
-        "Completion tokens spent on hidden reasoning (part of completion_tokens); null when not reported.",
-    ),
-    "outcome": ("string", "`passed`, `failed` (a check failed) or `error` (agent error or timeout)."),
-    "source": ("string", "Where the task came from (bundled set, file or dataset)."),
-    "provider": ("string", "Model provider (`litellm`, `inference`, `transformers`, `ollama`)."),
-    "checks": ("json", "The verdict's checks: a list of `{name, passed, expected, actual}`."),
-    "tool_calls": ("json", "Every executed tool call: `{name, arguments, result, error, duration_ms, started_at}`."),
-    "error_type": ("string", "Class name of the error, if any."),
-    "repeat": ("int64", "Repeat index of the item (`--smoltrace-repeats`; 0 = the first repeat)."),
-    "attempt": (
-        "int64",
-        "0-based attempt of the item: one row per attempt (pytest-rerunfailures reruns; the re-run of a cancelled "
-        "attempt by `--smoltrace-resume`).",
-    ),
-    "final_attempt": (
-        "bool",
-        "This attempt's verdict is the item's: its last attempt (a cancelled run after a real attempt aside).",
-    ),
-    "schema_version": ("int64", "Version of this row schema."),
-}
-
-_GPU_COLUMNS: dict[str, tuple[ColumnType, str]] = {
-    "gpu_utilization_avg": ("float64", "Mean GPU utilisation in percent; null without a GPU."),
-    "gpu_utilization_max": ("float64", "Peak GPU utilisation in percent; null without a GPU."),
-    "gpu_memory_avg_mib": ("float64", "Mean GPU memory used in MiB; null without a GPU."),
-    "gpu_memory_max_mib": ("float64", "Peak GPU memory used in MiB; null without a GPU."),
-    "gpu_temperature_avg": ("float64", "Mean GPU temperature in °C; null without a GPU."),
-    "gpu_temperature_max": ("float64", "Peak GPU temperature in °C; null without a GPU."),
-    "gpu_power_avg_w": ("float64", "Mean GPU power draw in W; null without a GPU."),
-}
-
-LEADERBOARD_SCHEMA: dict[str, tuple[ColumnType, str]] = {
-    # 1. identification
-    "run_id": ("string", "The run's id; one leaderboard file per run id (republishing replaces it)."),
-    "model": ("string", "Model id."),
-    "agent_type": ("string", "`tool` or `code`: one row per agent type (SMOLTRACE merged both)."),
-    "provider": ("string", "Model provider."),
-    "timestamp": ("string", "When the run started (ISO 8601, UTC)."),
-    "submitted_by": ("string", "Hub user who published the run; null for a local run."),
-    # 2. grouping
-    "use_case": ("string", "Free grouping label (lowercase-kebab), or null."),
-    "team": ("string", "Team label, or null."),
-    "purpose": ("string", "`selection`, `regression` or `monitoring`, or null."),
-    "suite_version": ("string", "Version label of the task suite, or null."),
-    # 3. hardware
-    "hardware": ("string", "Hardware label of the machine that ran the benchmark, or null."),
-    "hardware_detail": ("json", "`{cpu_model, logical_cores, memory_gb, os, gpus}`, or null."),
-    "hardware_scope": ("string", "`model` when the model ran on this machine, `runner` otherwise; or null."),
-    # 4. dataset references
-    "results_dataset": ("string", "Hub dataset of the run's results (`local:<dir>` for a local run)."),
-    "traces_dataset": ("string", "Hub dataset of the run's traces, or null."),
-    "metrics_dataset": ("string", "Hub dataset of the run's metrics, or null."),
-    "dataset_used": ("string", "Task source: bundled set name, file path or Hub dataset."),
-    # 5. scores
-    "total_tests": ("int64", "Items of this agent type that finished (an item's verdict is its last attempt's)."),
-    "successful_tests": ("int64", "Items that passed."),
-    "failed_tests": ("int64", "Items where a check failed."),
-    "success_rate": ("float64", "successful_tests / total_tests × 100, 2 decimals."),
-    "pass_at_1": (
-        "float64",
-        "Share (0–1) of tasks whose first attempt passed (a rerun never counts; a cancelled or crashed attempt is "
-        "not one), 4 decimals.",
-    ),
-    "pass_rule": ("string", f"How pass@1 is decided: `{PASS_RULE}`."),
-    "pass_attempts": ("int64", "Attempts per task counted by pass@1 (1)."),
-    "evaluated_prompts": ("int64", "Distinct tasks with a first attempt."),
-    "passed_prompts": ("int64", "Distinct tasks whose first attempt passed."),
-    # 6. efficiency
-    "avg_steps": ("float64", "Mean action steps per item."),
-    "avg_duration_ms": ("float64", "Mean agent run duration per finished item, its attempts together (ms)."),
-    "total_duration_ms": ("float64", "Sum of agent run durations of every attempt (ms)."),
-    "total_tokens": ("int64", "Sum of prompt + completion tokens of every attempt (= the sum over results.json)."),
-    "avg_tokens_per_test": ("int64", "Tokens of the finished items' attempts / total_tests, rounded."),
-    "total_cost_usd": ("float64", "Sum of known costs of every attempt in USD; null when no cost is known."),
-    "avg_cost_per_test_usd": (
-        "float64",
-        "Cost of the finished items' attempts / total_tests; null when no cost is known.",
-    ),
-    "total_prompt_tokens": ("int64", "Sum of prompt tokens."),
-    "total_completion_tokens": ("int64", "Sum of completion tokens."),
-    "total_cached_input_tokens": ("int64", "Sum of cached prompt tokens (part of the prompt tokens); null: unknown."),
-    "total_cache_creation_input_tokens": ("int64", "Sum of prompt tokens written to the cache; null: unknown."),
-    "total_reasoning_tokens": ("int64", "Sum of reasoning tokens (part of the completion tokens); null: unknown."),
-    # 7. run status
-    "run_status": ("string", "`completed`, `partial` (stopped after some items) or `failed` (none finished)."),
-    "run_stop_reason": ("string", "`completed`, or why the run stopped early; null when unknown."),
-    "planned_tests": ("int64", "Items of this agent type collected for the run."),
-    "completed_tests": ("int64", "Items that finished (= total_tests)."),
-    "interrupted_tests": ("int64", "Planned items that never finished."),
-    "timed_out_tests": ("int64", "Items stopped by the per-item time limit."),
-    "max_steps_tests": ("int64", "Items that ran out of steps."),
-    "errored_tests": ("int64", "Items with an agent/model error or timeout (pytest error outcome)."),
-    "task_timeout_s": ("float64", "Per-item wall-clock limit (s)."),
-    "request_timeout_s": ("float64", "Per-model-request limit (s), or null."),
-    "tool_timeout_s": ("float64", "Per-tool-call limit (s), or null."),
-    # 8. generation settings
-    "generation_settings": ("json", "`{requested, applied, not_applied}` generation parameters, or null."),
-    # 9. environment
-    "co2_emissions_g": (
-        "float64",
-        "This row's share (environment_share) of the CO2 the run emitted, in grams; null when unavailable "
-        "(see co2_label).",
-    ),
-    "power_cost_total_usd": (
-        "float64",
-        "This row's share (environment_share) of the run's energy cost in USD; null when unavailable.",
-    ),
-    # 10. GPU
-    **_GPU_COLUMNS,
-    # 11.
-    "notes": ("string", "Free text, or null."),
-    # ours
-    "dataset_revision": ("string", "Pinned revision of the task dataset, or null."),
-    "tool_called_rate": ("float64", "Percent of items that executed at least one tool."),
-    "correct_tool_rate": ("float64", "Percent of items expecting a tool whose expected_tool check passed; or null."),
-    "run_duration_s": ("float64", "Wall-clock duration of the whole run (s)."),
-    "co2_label": ("string", "`measured`, `estimated` or `unavailable`: how co2_emissions_g was obtained."),
-    "power_cost_label": ("string", "`measured`, `estimated` or `unavailable`: how power_cost_total_usd was obtained."),
-    "gpu_label": ("string", "`measured` or `unavailable`: whether the gpu_* columns come from NVML samples."),
-    "attempts": ("int64", "Attempts of this agent type's items (its rows of results.json): reruns and cancelled runs."),
-    "flaky_tests": ("int64", "Items that passed on a rerun after an attempt that failed or errored."),
-    "cancelled_tests": (
-        "int64",
-        "Items whose run had started ahead but pytest never ran them (-x, --maxfail): spend counted, not completed.",
-    ),
-    "environment_share": (
-        "float64",
-        "Share (0–1) of the run's CO2 and energy cost given to this row: its agent type's share of the attempts' run "
-        "time (the rows of a run sum to the run's figures); null: the figures are the whole run's.",
-    ),
-    "schema_version": ("int64", "Version of this row schema."),
-}
-
-TRACES_SCHEMA: dict[str, tuple[ColumnType, str]] = {
-    "trace_id": ("string", "OpenTelemetry trace id (hex) of the item's root span."),
-    "root_span_id": ("string", "Span id (hex) of the item's root span."),
-    "run_id": ("string", "The run's id."),
-    "test_case_uid": ("string", "pytest node id of the item."),
-    "task_id": ("string", "Task id."),
-    "agent_type": ("string", "`tool` or `code`."),
-    "span_count": ("int64", "Number of spans in the trace."),
-    "duration_ms": ("float64", "Duration of the root span (ms), when known."),
-    "spans": (
-        "json",
-        "The spans as in traces.json: `{span_id, parent_span_id, name, kind, category, start_time, "
-        "end_time, duration_ms, status, attributes, events}`.",
-    ),
-    "extra": ("json", "Any other fields of the trace document, or null."),
-    "schema_version": ("int64", "Version of this row schema."),
-}
-
-METRICS_SCHEMA: dict[str, tuple[ColumnType, str]] = {
-    "run_id": ("string", "The run's id."),
-    "kind": (
-        "string",
-        "`series` (one sample), `aggregate` (a run-level statistic), `figure` (energy/CO2/cost with its label) "
-        "or `context` (processes, GPUs, labels, assumptions of the run).",
-    ),
-    "name": ("string", "Metric name: `gpu.utilization`, `gpu_power_avg_w`, `energy.gpu_wh`, `co2_g`, …"),
-    "unit": ("string", "Unit of `value` (`%`, `MiB`, `W`, `Cel`, `Wh`, `g`, `USD`, `s`), or null."),
-    "label": ("string", "`measured`, `estimated` or `unavailable`."),
-    "resource": ("string", "What was measured: `gpu:<id>`, a process (`controller`, `gw0`), a GPU key; or null."),
-    "timestamp": ("float64", "Sample time (Unix seconds) of a series sample; null otherwise."),
-    "value": ("float64", "The number; null when unavailable."),
-    "extra": ("json", "Everything else about the row (GPU name, host, scope, method, context), or null."),
-    "schema_version": ("int64", "Version of this row schema."),
-}
-
-SCHEMAS: dict[str, dict[str, tuple[ColumnType, str]]] = {
-    "results": RESULTS_SCHEMA,
-    "leaderboard": LEADERBOARD_SCHEMA,
-    "traces": TRACES_SCHEMA,
-    "metrics": METRICS_SCHEMA,
-}
+from .records import SCHEMA_VERSION, ItemResult
+from .schemas import GPU_COLUMNS, LEADERBOARD_SCHEMA, METRICS_SCHEMA, PASS_RULE, RESULTS_SCHEMA, FigureLabel
+from .summary import AgentSummary, first_attempt_passes, group_attempts
 
 
 def iso(ts: float) -> str:
@@ -303,8 +66,8 @@ def result_row(result: ItemResult, *, first: bool | None = None, final: bool = T
         "task_id": record.task_id,
         "test_case_uid": result.nodeid,
         "agent_type": record.agent_type,
-        "difficulty": task.get("difficulty"),
-        "prompt": task.get("prompt"),
+        "difficulty": task.difficulty if task is not None else None,
+        "prompt": task.prompt if task is not None else None,
         "success": verdict.passed,
         "pass_at_1_passed": verdict.passed if record.repeat == 0 and counted else None,
         "tool_called": bool(record.executed_tools),
@@ -324,7 +87,7 @@ def result_row(result: ItemResult, *, first: bool | None = None, final: bool = T
         "total_tokens": record.total_tokens,
         "cost_usd": record.cost_usd,
         "enhanced_trace_info": json.dumps(enhanced),
-        "category": task.get("category"),
+        "category": task.category if task is not None else None,
         "prompt_tokens": record.prompt_tokens,
         "completion_tokens": record.completion_tokens,
         "cached_input_tokens": record.cached_input_tokens,
@@ -379,7 +142,12 @@ class EnvironmentFigures:
 
 @dataclass(frozen=True)
 class RunContext:
-    """What a leaderboard row says about the run as a whole (all fields after ``results_location`` optional)."""
+    """What a leaderboard row says about the run as a whole (all fields after ``results_location`` optional).
+
+    The leaderboard columns no run fills yet (SMOLTRACE's grouping and hardware labels, the request and tool time
+    limits, the generation settings, notes) have no field here: :func:`leaderboard_row` writes them null, and the Hub
+    publisher fills ``submitted_by`` and the dataset columns.
+    """
 
     model: str
     provider: str
@@ -393,19 +161,10 @@ class RunContext:
     results_location: str
     traces_location: str | None = None
     metrics_location: str | None = None
-    submitted_by: str | None = None
-    use_case: str | None = None
-    team: str | None = None
-    purpose: str | None = None
-    suite_version: str | None = None
-    hardware: str | None = None
-    hardware_detail: Mapping[str, Any] | None = None
+    #: ``model`` when the model ran on this machine, ``runner`` otherwise.
     hardware_scope: str | None = None
+    #: Why the run stopped; None: ``completed`` for a completed run, unknown otherwise.
     run_stop_reason: str | None = None
-    request_timeout_s: float | None = None
-    tool_timeout_s: float | None = None
-    generation_settings: Mapping[str, Any] | None = None
-    notes: str | None = None
     environment: EnvironmentFigures = EnvironmentFigures()
 
 
@@ -439,13 +198,13 @@ def leaderboard_row(
         "agent_type": summary.agent_type,
         "provider": ctx.provider,
         "timestamp": iso(ctx.started_at),
-        "submitted_by": ctx.submitted_by,
-        "use_case": ctx.use_case,
-        "team": ctx.team,
-        "purpose": ctx.purpose,
-        "suite_version": ctx.suite_version,
-        "hardware": ctx.hardware,
-        "hardware_detail": dict(ctx.hardware_detail) if ctx.hardware_detail is not None else None,
+        "submitted_by": None,  # the publisher fills it
+        "use_case": None,
+        "team": None,
+        "purpose": None,
+        "suite_version": None,
+        "hardware": None,
+        "hardware_detail": None,
         "hardware_scope": ctx.hardware_scope,
         "results_dataset": ctx.results_location,
         "traces_dataset": ctx.traces_location,
@@ -485,13 +244,13 @@ def leaderboard_row(
         "max_steps_tests": summary.max_steps,
         "errored_tests": summary.errored,
         "task_timeout_s": ctx.task_timeout_s,
-        "request_timeout_s": ctx.request_timeout_s,
-        "tool_timeout_s": ctx.tool_timeout_s,
-        "generation_settings": dict(ctx.generation_settings) if ctx.generation_settings is not None else None,
+        "request_timeout_s": None,
+        "tool_timeout_s": None,
+        "generation_settings": None,
         "co2_emissions_g": env.co2_emissions_g,
         "power_cost_total_usd": env.power_cost_total_usd,
-        **{name: getattr(env, name) for name in _GPU_COLUMNS},
-        "notes": ctx.notes,
+        **{name: getattr(env, name) for name in GPU_COLUMNS},
+        "notes": None,
         "dataset_revision": ctx.dataset_revision,
         "tool_called_rate": summary.tool_called_rate,
         "correct_tool_rate": summary.correct_tool_rate,
@@ -508,45 +267,165 @@ def leaderboard_row(
     return {name: row[name] for name in LEADERBOARD_SCHEMA}
 
 
-# -- traces.json / metrics.json → Hub rows ---------------------------------------------------------------------------
+# -- traces.json → trace rows ----------------------------------------------------------------------------------------
+
+#: The trace document's fields that have a column of their own (the rest go to ``extra``).
+_TRACE_DOC_FIELDS = frozenset(
+    {"trace_id", "root_span_id", "run_id", "test_case_uid", "nodeid", "task_id", "agent_type"}
+    | {"span_count", "duration_ms", "spans"}
+)
 
 
-def trace_rows(documents: Iterable[Mapping[str, Any]], run_id: str) -> list[dict[str, Any]]:
-    """Hub rows (:data:`TRACES_SCHEMA`) for the documents of ``traces.json``, one row per item trace.
+@dataclass(frozen=True)
+class TraceDocument:
+    """One document of ``traces.json`` as :func:`trace_rows` reads it.
 
-    Reads the telemetry module's document ``{trace_id, root_span_id, run_id, nodeid, task_id, agent_type,
-    span_count, spans}``; other fields go to ``extra``.
+    Identifying values are kept as found (the Hub's column check judges them); what has a default is resolved here.
     """
-    named = {"trace_id", "root_span_id", "run_id", "test_case_uid", "nodeid", "task_id", "agent_type"}
-    named |= {"span_count", "duration_ms", "spans"}
+
+    trace_id: Any
+    root_span_id: Any
+    run_id: Any
+    #: ``test_case_uid``, else the telemetry module's ``nodeid``.
+    nodeid: Any
+    task_id: Any
+    agent_type: Any
+    #: The document's ``span_count``, else the number of spans.
+    span_count: Any
+    #: The document's ``duration_ms``, else the root span's duration (None when unknown).
+    duration_ms: Any
+    #: The span dicts (empty when the document has no list of them).
+    spans: list[Any]
+    #: The document's other fields, or None.
+    extra: dict[str, Any] | None
+
+
+def read_trace_document(doc: Any, number: int = 1) -> TraceDocument:
+    """Read the ``number``-th document of ``traces.json``: the telemetry module's ``{trace_id, root_span_id, run_id,
+    nodeid, task_id, agent_type, span_count, spans}``.
+
+    ``duration_ms`` is the root span's ``end_time - start_time`` (Unix ns); span dicts written before the format was
+    compacted carry their own ``duration_ms``. Raises ``ValueError`` when the document is not a JSON object.
+    """
+    if not isinstance(doc, Mapping):
+        raise ValueError(f"traces.json document {number} is a JSON {_json_kind(doc)}, not an object")
+    found = doc.get("spans")
+    spans: list[Any] = found if isinstance(found, list) else []
+    root_id = doc.get("root_span_id")
+    root = next((sp for sp in spans if isinstance(sp, Mapping) and sp.get("span_id") == root_id), None)
+    return TraceDocument(
+        trace_id=doc.get("trace_id"),
+        root_span_id=root_id,
+        run_id=doc.get("run_id"),
+        nodeid=doc.get("test_case_uid") or doc.get("nodeid"),
+        task_id=doc.get("task_id"),
+        agent_type=doc.get("agent_type"),
+        span_count=doc.get("span_count", len(spans)),
+        duration_ms=doc.get("duration_ms", _span_duration_ms(root) if root is not None else None),
+        spans=spans,
+        extra={k: v for k, v in doc.items() if k not in _TRACE_DOC_FIELDS} or None,
+    )
+
+
+def _span_duration_ms(span: Mapping[str, Any]) -> float | None:
+    """A span dict's duration in ms: its ``duration_ms`` (the format before compaction), else ``end - start``."""
+    if isinstance(span.get("duration_ms"), (int, float)):
+        return float(span["duration_ms"])
+    start, end = span.get("start_time"), span.get("end_time")
+    if isinstance(start, int) and isinstance(end, int):
+        return (end - start) / 1e6
+    return None
+
+
+def trace_rows(documents: Iterable[Any], run_id: str) -> list[dict[str, Any]]:
+    """Hub rows (:data:`~smoltrace_export.schemas.TRACES_SCHEMA`) for the documents of ``traces.json``, one row per
+    item trace (see :func:`read_trace_document`); ``run_id`` stands in for a document without one."""
     rows = []
-    for doc in documents:
-        found = doc.get("spans")
-        spans: list[Any] = found if isinstance(found, list) else []
-        root = next(
-            (sp for sp in spans if isinstance(sp, Mapping) and sp.get("span_id") == doc.get("root_span_id")), None
-        )
-        duration = doc.get("duration_ms", root.get("duration_ms") if root is not None else None)
+    for number, doc in enumerate(documents, start=1):
+        trace = read_trace_document(doc, number)
         rows.append(
             {
-                "trace_id": doc.get("trace_id"),
-                "root_span_id": doc.get("root_span_id"),
-                "run_id": doc.get("run_id") or run_id,
-                "test_case_uid": doc.get("test_case_uid") or doc.get("nodeid"),
-                "task_id": doc.get("task_id"),
-                "agent_type": doc.get("agent_type"),
-                "span_count": doc.get("span_count", len(spans)),
-                "duration_ms": duration,
-                "spans": spans,
-                "extra": {k: v for k, v in doc.items() if k not in named} or None,
+                "trace_id": trace.trace_id,
+                "root_span_id": trace.root_span_id,
+                "run_id": trace.run_id or run_id,
+                "test_case_uid": trace.nodeid,
+                "task_id": trace.task_id,
+                "agent_type": trace.agent_type,
+                "span_count": trace.span_count,
+                "duration_ms": trace.duration_ms,
+                "spans": trace.spans,
+                "extra": trace.extra,
                 "schema_version": SCHEMA_VERSION,
             }
         )
     return rows
 
 
+# -- metrics.json → metric rows and the leaderboard's environment ----------------------------------------------------
+
 _LABELS: tuple[FigureLabel, ...] = ("measured", "estimated", "unavailable")
-_METRICS_DOC_KEYS = {"schema_version", "run_id", "series", "aggregates", "energy", "co2_g", "power_cost_usd"}
+#: The metrics document's fields that have rows of their own (the rest is the ``context`` row).
+_METRICS_DOC_FIELDS = frozenset(
+    {"schema_version", "run_id", "series", "aggregates", "energy", "co2_g", "power_cost_usd"}
+)
+#: The top-level figures of a metrics document, besides ``energy.*``.
+_FIGURES = ("co2_g", "power_cost_usd")
+
+
+@dataclass(frozen=True)
+class MetricsDocument:
+    """A ``metrics.json`` document as :func:`metric_rows` and :func:`environment_from_metrics` read it.
+
+    Containers of the wrong JSON kind read as empty and entries of the wrong kind are skipped (as a placeholder
+    document has none of them); numbers and labels are kept as found.
+    """
+
+    run_id: Any
+    #: How each kind of figure was obtained: ``{gpu_metrics, cpu_metrics, …}`` → a label text.
+    labels: Mapping[str, Any]
+    #: The ``series`` samples that are objects, in order.
+    series: list[Mapping[str, Any]]
+    #: ``aggregates``: name → a number, a figure object, or a list of ``per_gpu`` entries.
+    aggregates: Mapping[str, Any]
+    #: The ``energy`` figures that are objects: name → ``{value, unit, label, scope, method}``.
+    energy: dict[str, Mapping[str, Any]]
+    #: ``co2_g`` and ``power_cost_usd``, those that are objects, in that order.
+    figures: dict[str, Mapping[str, Any]]
+    #: Everything else (processes, GPUs, labels, assumptions, unavailable, status).
+    context: dict[str, Any]
+
+
+def read_metrics_document(metrics: Any) -> MetricsDocument:
+    """Read a ``metrics.json`` document (the telemetry module's format); raises ``ValueError`` when it is not a JSON
+    object."""
+    if not isinstance(metrics, Mapping):
+        raise ValueError(f"metrics.json is a JSON {_json_kind(metrics)}, not an object")
+
+    def mapping(name: str) -> Mapping[str, Any]:
+        found = metrics.get(name)
+        return found if isinstance(found, Mapping) else {}
+
+    series = metrics.get("series")
+    figures = {name: metrics.get(name) for name in _FIGURES}
+    return MetricsDocument(
+        run_id=metrics.get("run_id"),
+        labels=mapping("labels"),
+        series=[sample for sample in (series if isinstance(series, list) else []) if isinstance(sample, Mapping)],
+        aggregates=mapping("aggregates"),
+        energy={name: figure for name, figure in mapping("energy").items() if isinstance(figure, Mapping)},
+        figures={name: figure for name, figure in figures.items() if isinstance(figure, Mapping)},
+        context={k: v for k, v in metrics.items() if k not in _METRICS_DOC_FIELDS},
+    )
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON name of ``value``'s kind, for error messages."""
+    if value is None:
+        return "null"
+    for kind, names in (("boolean", (bool,)), ("number", (int, float)), ("string", (str,)), ("array", (list, tuple))):
+        if isinstance(value, names):
+            return kind
+    return type(value).__name__
 
 
 def _label(value: Any) -> FigureLabel:
@@ -596,28 +475,35 @@ def _figure_row(base: Mapping[str, Any], kind: str, name: str, figure: Mapping[s
     )
 
 
+def _points(sample: Mapping[str, Any], points: list[Any]) -> list[tuple[Any, Any]]:
+    """A point series' ``(t, value)`` pairs: each point is ``[t, value]`` or ``{t (or timestamp), value}``."""
+    pairs = []
+    for number, point in enumerate(points, start=1):
+        if isinstance(point, Mapping):
+            pairs.append((point.get("t", point.get("timestamp")), point.get("value")))
+            continue
+        try:
+            t, value = point
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"metrics.json series {sample.get('name')!r}: point {number} is neither [t, value] nor "
+                f"{{t, value}}: {point!r}"
+            ) from None
+        pairs.append((t, value))
+    return pairs
+
+
 def _series_rows(base: Mapping[str, Any], sample: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``series`` rows of one sample: a point series ``{name, unit, label, resource, points}`` gives one row per
+    point, the telemetry module's flat sample ``{timestamp_unix, metric, gpu_id, value, unit, …}`` one row."""
+    label = _label(sample.get("label") or "measured")
     points = sample.get("points")
-    if isinstance(points, list):  # {name, unit, label, resource, points: [[t, v] | {t, value}]}
-        out = []
-        for point in points:
-            if isinstance(point, Mapping):
-                t, v = point.get("t", point.get("timestamp")), point.get("value")
-            else:
-                t, v = point
-            out.append(
-                _metric_row(
-                    base,
-                    "series",
-                    sample.get("name"),
-                    unit=sample.get("unit"),
-                    label=_label(sample.get("label") or "measured"),
-                    resource=sample.get("resource"),
-                    timestamp=t,
-                    value=v,
-                )
-            )
-        return out
+    if isinstance(points, list):
+        name, unit, resource = sample.get("name"), sample.get("unit"), sample.get("resource")
+        return [
+            _metric_row(base, "series", name, unit=unit, label=label, resource=resource, timestamp=t, value=v)
+            for t, v in _points(sample, points)
+        ]
     known = {"timestamp", "timestamp_unix", "metric", "name", "gpu_id", "value", "unit", "label", "resource"}
     gpu_id = sample.get("gpu_id")
     stamp = sample.get("timestamp_unix", sample.get("timestamp"))
@@ -627,7 +513,7 @@ def _series_rows(base: Mapping[str, Any], sample: Mapping[str, Any]) -> list[dic
             "series",
             sample.get("metric") or sample.get("name"),
             unit=sample.get("unit"),
-            label=_label(sample.get("label") or "measured"),
+            label=label,
             resource=f"gpu:{gpu_id}" if gpu_id is not None else sample.get("resource") or sample.get("process"),
             timestamp=stamp if isinstance(stamp, (int, float)) else None,
             value=sample.get("value"),
@@ -636,49 +522,44 @@ def _series_rows(base: Mapping[str, Any], sample: Mapping[str, Any]) -> list[dic
     ]
 
 
-def metric_rows(metrics: Mapping[str, Any] | None, run_id: str) -> list[dict[str, Any]]:
-    """Hub rows (:data:`METRICS_SCHEMA`) for a ``metrics.json`` document (the telemetry module's format).
+def _aggregate_rows(base: Mapping[str, Any], name: str, value: Any, labels: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``aggregate`` rows of one aggregate: one per ``per_gpu`` entry, a figure object's row, or a number labelled
+    from the document's ``labels`` (``gpu_metrics`` for ``gpu_*``, else ``cpu_metrics``)."""
+    if isinstance(value, list):  # per_gpu entries
+        return [
+            _metric_row(base, "aggregate", name, label="measured", resource=entry.get("key"), extra=entry)
+            for entry in value
+            if isinstance(entry, Mapping)
+        ]
+    if isinstance(value, Mapping):
+        return [_figure_row(base, "aggregate", name, value)]
+    source = labels.get("gpu_metrics") if name.startswith("gpu_") else labels.get("cpu_metrics")
+    label: FigureLabel = _label(source or "measured") if value is not None else "unavailable"
+    return [_metric_row(base, "aggregate", name, unit=_unit_of(name), label=label, value=value)]
 
-    ``series`` samples ``{timestamp_unix, metric, gpu_id, value, unit, …}`` become ``series`` rows;
-    ``aggregates`` (numbers, and ``per_gpu`` entries) ``aggregate`` rows labelled from the document's ``labels``;
-    ``energy.*``, ``co2_g`` and ``power_cost_usd`` (``{value, unit, label, scope, method}``) ``figure`` rows; the
-    rest (processes, GPUs, labels, assumptions, unavailable) one ``context`` row. A placeholder document
-    (``status: unavailable`` and nothing else) gives no rows.
+
+def metric_rows(metrics: Mapping[str, Any] | None, run_id: str) -> list[dict[str, Any]]:
+    """Hub rows (:data:`~smoltrace_export.schemas.METRICS_SCHEMA`) for a ``metrics.json`` document (see
+    :func:`read_metrics_document`); ``run_id`` stands in for a document without one.
+
+    ``series`` samples become ``series`` rows; ``aggregates`` (numbers, and ``per_gpu`` entries) ``aggregate`` rows
+    labelled from the document's ``labels``; ``energy.*``, ``co2_g`` and ``power_cost_usd`` (``{value, unit, label,
+    scope, method}``) ``figure`` rows; the rest (processes, GPUs, labels, assumptions, unavailable) one ``context``
+    row. A placeholder document (``status: unavailable`` and nothing else) gives no rows.
     """
     if not metrics:
         return []
-    base = {"run_id": metrics.get("run_id") or run_id, "schema_version": SCHEMA_VERSION}
-    found = metrics.get("labels")
-    labels: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    doc = read_metrics_document(metrics)
+    base = {"run_id": doc.run_id or run_id, "schema_version": SCHEMA_VERSION}
     rows: list[dict[str, Any]] = []
-    series = metrics.get("series")
-    for sample in series if isinstance(series, list) else []:
-        if isinstance(sample, Mapping):
-            rows += _series_rows(base, sample)
-    aggregates = metrics.get("aggregates")
-    for name, value in (aggregates if isinstance(aggregates, Mapping) else {}).items():
-        if isinstance(value, list):  # per_gpu entries
-            for entry in value:
-                if isinstance(entry, Mapping):
-                    key = entry.get("key")
-                    rows.append(_metric_row(base, "aggregate", name, label="measured", resource=key, extra=entry))
-        elif isinstance(value, Mapping):
-            rows.append(_figure_row(base, "aggregate", name, value))
-        else:
-            source = labels.get("gpu_metrics") if name.startswith("gpu_") else labels.get("cpu_metrics")
-            label: FigureLabel = _label(source or "measured") if value is not None else "unavailable"
-            rows.append(_metric_row(base, "aggregate", name, unit=_unit_of(name), label=label, value=value))
-    energy = metrics.get("energy")
-    for name, figure in (energy if isinstance(energy, Mapping) else {}).items():
-        if isinstance(figure, Mapping):
-            rows.append(_figure_row(base, "figure", f"energy.{name}", figure))
-    for name in ("co2_g", "power_cost_usd"):
-        figure = metrics.get(name)
-        if isinstance(figure, Mapping):
-            rows.append(_figure_row(base, "figure", name, figure))
-    context = {k: v for k, v in metrics.items() if k not in _METRICS_DOC_KEYS}
-    if context and not (context.get("status") == "unavailable" and not rows):
-        rows.append(_metric_row(base, "context", extra=context))
+    for sample in doc.series:
+        rows += _series_rows(base, sample)
+    for name, value in doc.aggregates.items():
+        rows += _aggregate_rows(base, name, value, doc.labels)
+    rows += [_figure_row(base, "figure", f"energy.{name}", figure) for name, figure in doc.energy.items()]
+    rows += [_figure_row(base, "figure", name, figure) for name, figure in doc.figures.items()]
+    if doc.context and not (doc.context.get("status") == "unavailable" and not rows):
+        rows.append(_metric_row(base, "context", extra=doc.context))
     return rows
 
 
@@ -688,19 +569,24 @@ def metric_value_count(metrics: Mapping[str, Any] | None) -> int:
 
 
 def environment_from_metrics(metrics: Mapping[str, Any] | None) -> EnvironmentFigures:
-    """The leaderboard's environment columns from a ``metrics.json`` document (all unavailable without one)."""
+    """The leaderboard's environment columns from a ``metrics.json`` document (all unavailable without one).
+
+    Raises ``ValueError`` when a figure's value is not a number."""
     if not metrics:
         return EnvironmentFigures()
+    doc = read_metrics_document(metrics)
 
     def figure(name: str) -> tuple[float | None, FigureLabel]:
-        fig = metrics.get(name)
-        if not isinstance(fig, Mapping) or fig.get("value") is None:
+        fig = doc.figures.get(name)
+        if fig is None or fig.get("value") is None:
             return None, "unavailable"
-        return float(fig["value"]), _label(fig.get("label"))
+        try:
+            value = float(fig["value"])
+        except (TypeError, ValueError):
+            raise ValueError(f"metrics.json {name}: value {fig['value']!r} is not a number") from None
+        return value, _label(fig.get("label"))
 
-    found = metrics.get("aggregates")
-    aggregates: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-    gpu = {name: aggregates.get(name) for name in _GPU_COLUMNS}
+    gpu = {name: doc.aggregates.get(name) for name in GPU_COLUMNS}
     co2, co2_label = figure("co2_g")
     cost, cost_label = figure("power_cost_usd")
     return EnvironmentFigures(
@@ -711,78 +597,3 @@ def environment_from_metrics(metrics: Mapping[str, Any] | None) -> EnvironmentFi
         **{k: float(v) if isinstance(v, (int, float)) else None for k, v in gpu.items()},
         gpu_label="measured" if any(v is not None for v in gpu.values()) else "unavailable",
     )
-
-
-# -- schema checks, Hub encoding, Features ----------------------------------------------------------------------------
-
-
-def _type_ok(kind: ColumnType, value: Any) -> bool:
-    if value is None:
-        return True
-    if kind == "string":
-        return isinstance(value, str)
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "int64":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "float64":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind == "list<string>":
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
-    return True  # json: anything JSON-serialisable
-
-
-def schema_problems(row: Mapping[str, Any], schema: Schema) -> list[str]:
-    """What is wrong with ``row`` against ``schema`` (missing/extra columns, wrong types); empty when it matches."""
-    problems = [f"missing column {name!r}" for name in schema if name not in row]
-    problems += [f"unexpected column {name!r}" for name in row if name not in schema]
-    for name, (kind, _) in schema.items():
-        if name in row and not _type_ok(kind, row[name]):
-            problems.append(f"column {name!r}: {type(row[name]).__name__} is not {kind}")
-    return problems
-
-
-def hub_row(row: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
-    """``row`` conformed to ``schema`` for a Hub push: columns in order, missing ones null, unknown ones dropped,
-    ``json`` columns JSON-encoded, integers of ``float64`` columns as floats."""
-    out: dict[str, Any] = {}
-    for name, (kind, _) in schema.items():
-        value = row.get(name)
-        if value is None:
-            out[name] = None
-        elif kind == "json":
-            out[name] = json.dumps(value, ensure_ascii=False, default=str)
-        elif kind == "float64":
-            out[name] = float(value)
-        elif kind == "int64":
-            out[name] = int(value)
-        elif kind == "bool":
-            out[name] = bool(value)
-        elif kind == "string":
-            out[name] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-        else:
-            out[name] = [str(v) for v in value]
-    return out
-
-
-def features_for(schema: Schema) -> Features:
-    """Explicit ``datasets.Features`` for Hub rows of ``schema`` (``json`` columns are strings)."""
-    import datasets
-
-    list_type = getattr(datasets, "List", None) or datasets.Sequence
-    mapping: dict[str, Any] = {}
-    for name, (kind, _) in schema.items():
-        if kind == "list<string>":
-            mapping[name] = list_type(datasets.Value("string"))
-        else:
-            mapping[name] = datasets.Value({"json": "string"}.get(kind, kind))
-    return datasets.Features(mapping)
-
-
-def schema_table(schema: Schema) -> str:
-    """The schema as a Markdown table (for dataset cards and the README)."""
-    lines = ["| column | type | description |", "|---|---|---|"]
-    for name, (kind, description) in schema.items():
-        shown = "string (JSON)" if kind == "json" else kind
-        lines.append(f"| `{name}` | {shown} | {description.replace('|', '/')} |")
-    return "\n".join(lines)

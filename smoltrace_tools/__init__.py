@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import (
+    WEB_EXTRA,
     ToolConfigError,
     ToolConflictError,
     ToolRefusal,
     ToolTimeout,
     ToolUnavailableError,
     UnknownToolError,
+    require_module,
 )
 
 if TYPE_CHECKING:
@@ -56,8 +58,6 @@ ToolFactory = Callable[["ToolContext"], "Tool"]
 #: The three deterministic tools every agent gets (SMOLTRACE's names).
 DEFAULT_TOOL_NAMES: tuple[str, ...] = ("get_weather", "calculator", "get_current_time")
 
-WEB_EXTRA = "pytest-smoltrace[web]"
-
 
 @dataclass(frozen=True)
 class ToolSpec:
@@ -80,16 +80,6 @@ class ToolSpec:
     @property
     def agent_name(self) -> str:
         return self.tool_name or self.name
-
-
-def require_module(module: str, extra: str, what: str) -> None:
-    """:class:`ToolUnavailableError` naming ``extra`` when ``module`` is not installed (nothing is imported)."""
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        found = False
-    if not found:
-        raise ToolUnavailableError(f"{what} needs the optional dependency {module!r}: pip install '{extra}'")
 
 
 # ------------------------------------------------------------------------------------------------ factories

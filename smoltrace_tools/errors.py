@@ -7,7 +7,10 @@ call's error (``"SandboxViolation: …"``), smolagents shows the message to the 
 
 from __future__ import annotations
 
+import importlib.util
+
 __all__ = [
+    "WEB_EXTRA",
     "FileTooLarge",
     "NetworkPolicyViolation",
     "PatternRefused",
@@ -19,7 +22,11 @@ __all__ = [
     "ToolTimeout",
     "ToolUnavailableError",
     "UnknownToolError",
+    "require_module",
 ]
+
+#: The extra that installs the web tools' optional dependencies.
+WEB_EXTRA = "pytest-smoltrace[web]"
 
 
 class ToolConfigError(ValueError):
@@ -64,3 +71,13 @@ class NetworkPolicyViolation(ToolRefusal):
 
 class ToolTimeout(TimeoutError):
     """A tool call that ran past the per-call limit (``--smoltrace-tool-timeout``); its thread was abandoned."""
+
+
+def require_module(module: str, extra: str, what: str) -> None:
+    """:class:`ToolUnavailableError` naming ``extra`` when ``module`` is not installed (nothing is imported)."""
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ToolUnavailableError(f"{what} needs the optional dependency {module!r}: pip install '{extra}'")

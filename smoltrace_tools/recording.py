@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from pytest_smoltrace.records import ToolCall, excerpt, jsonable
+from smoltrace_export.records import ToolCall, excerpt, jsonable
 
 from .errors import ToolTimeout
 

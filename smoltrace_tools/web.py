@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .base import ContextTool, clip
-from .errors import ToolUnavailableError
+from .errors import WEB_EXTRA, ToolUnavailableError, require_module
 from .fetch import fetch
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ __all__ = [
     "search_provider",
 ]
 
-WEB_EXTRA = "pytest-smoltrace[web]"
 VISIT_MAX_CHARS = 40_000
 VISIT_MAX_BYTES = 5 * 1024 * 1024
 WIKIPEDIA_USER_AGENT = "pytest-smoltrace (https://pypi.org/project/pytest-smoltrace/)"
@@ -69,8 +68,6 @@ def search_provider(name: str) -> SearchProvider:
 
 def check_search_provider(name: str) -> SearchProvider:
     """:func:`search_provider` plus its API key (by environment variable) and optional dependency."""
-    from . import require_module
-
     provider = search_provider(name)
     if provider.api_key_env and not os.environ.get(provider.api_key_env):
         raise ToolUnavailableError(

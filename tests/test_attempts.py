@@ -144,6 +144,7 @@ def test_results_come_in_collection_order(bench: Any, pytester: pytest.Pytester,
 
 def attempt(task_id: str, n: int, *, passed: bool = True, error_type: str | None = None, tokens: int = 100) -> Any:
     from pytest_smoltrace.records import Check, ItemResult, RunRecord, Verdict
+    from pytest_smoltrace.tasks import Task
 
     record = RunRecord(
         task_id=task_id,
@@ -167,7 +168,7 @@ def attempt(task_id: str, n: int, *, passed: bool = True, error_type: str | None
         attempt=n,
     )
     verdict = Verdict((Check("expected_keywords", passed, ["20"], "20°C"),), error="error: x" if error_type else None)
-    return ItemResult(record.nodeid, record, verdict, {"id": task_id})
+    return ItemResult(record.nodeid, record, verdict, Task(task_id, "What is the weather?"))
 
 
 def test_summary_counts_items_by_verdict_and_spend_by_attempt() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -55,16 +54,6 @@ SCRIPTS: dict[str, Any] = {
 }
 
 
-def fixture_plugin_args() -> list[str]:
-    """``-p pytest_smoltrace.fixtures`` until the installed plugin provides ``smoltrace_run`` itself."""
-    from pytest_smoltrace import plugin
-
-    registered = hasattr(plugin, "smoltrace_run") or any(
-        ep.value == "pytest_smoltrace.fixtures" for ep in metadata.entry_points(group="pytest11")
-    )
-    return [] if registered else ["-p", "pytest_smoltrace.fixtures"]
-
-
 @pytest.fixture
 def examples(pytester: pytest.Pytester) -> Path:
     shutil.copytree(EXAMPLES, pytester.path, dirs_exist_ok=True)
@@ -88,7 +77,6 @@ def test_examples_pass_against_the_scripted_model(
         "-p",
         "no:randomly",
         "-v",
-        *fixture_plugin_args(),
     )
     # 5 items from the task file, 3 from the tasks hook, 4 ordinary tests (one plain, three smoltrace_run)
     result.assert_outcomes(passed=12)
@@ -121,7 +109,7 @@ def test_examples_pass_against_the_scripted_model(
 
 
 def test_examples_without_a_model_run_only_ordinary_tests(pytester: pytest.Pytester, examples: Path) -> None:
-    result = pytester.runpytest("-p", "no:randomly", *fixture_plugin_args())
+    result = pytester.runpytest("-p", "no:randomly")
     result.assert_outcomes(passed=1, skipped=3)
 
 
@@ -135,7 +123,7 @@ def test_a_wrong_answer_fails_the_custom_judge(
     )
     result = pytester.runpytest(
         "--smoltrace-model", "openai/scripted", "--smoltrace-api-base", server.base_url, "--smoltrace-dataset",
-        "none", "-p", "no:randomly", "-k", "mile_in_metres", *fixture_plugin_args(),
+        "none", "-p", "no:randomly", "-k", "mile_in_metres",
     )  # fmt: skip
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*PASS  expected_answer*", "*FAIL  converted_from_miles*"])

@@ -12,13 +12,11 @@ from typing import Any
 import pytest
 from test_export_rows import write_sample_run
 
-from smoltrace_export import fakehub
+from pytest_smoltrace.testing.hub import FakeHub
 from smoltrace_export.cleanup import cleanup_datasets, parse_age, plan_cleanup
 from smoltrace_export.cli import cleanup_main
-from smoltrace_export.fakehub import FakeHub
 from smoltrace_export.hub import publish_run_dir
 
-fake_hub = fakehub.fake_hub  # the fixture
 # huggingface_hub's own LFS upload (the non-Xet path the stand-in speaks) passes bytes as `data=`
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=:DeprecationWarning")
 

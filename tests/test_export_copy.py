@@ -6,12 +6,10 @@ from typing import Any
 
 import pytest
 
-from smoltrace_export import fakehub
+from pytest_smoltrace.testing.hub import FakeHub
 from smoltrace_export.cli import copy_main
 from smoltrace_export.copy_datasets import copy_standard_datasets
-from smoltrace_export.fakehub import FakeHub
 
-fake_hub = fakehub.fake_hub  # the fixture
 # huggingface_hub's own LFS upload (the non-Xet path the stand-in speaks) passes bytes as `data=`
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=:DeprecationWarning")
 

@@ -11,11 +11,9 @@ from typing import Any
 import pytest
 from test_export_rows import write_sample_run
 
-from smoltrace_export import fakehub
-from smoltrace_export.fakehub import DEFAULT_TOKEN, FakeHub, hub_environment
+from pytest_smoltrace.testing.hub import DEFAULT_TOKEN, FakeHub, hub_environment
 from smoltrace_export.hub import publish_run_dir
 
-fake_hub = fakehub.fake_hub  # the fixture
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=:DeprecationWarning")
 
 

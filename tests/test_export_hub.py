@@ -13,14 +13,13 @@ from typing import Any
 import pytest
 from test_export_rows import SAMPLE_METRICS, SAMPLE_TRACES, STARTED, write_sample_run
 
-from smoltrace_export import fakehub
+from pytest_smoltrace.testing.hub import DEFAULT_TOKEN, FakeHub
 from smoltrace_export.cli import publish_main
-from smoltrace_export.fakehub import DEFAULT_TOKEN, FakeHub
-from smoltrace_export.hub import PublishError, PublishResult, publish_run_dir
+from smoltrace_export.hub import PublishError, PublishResult, hub_row, publish_run_dir
 from smoltrace_export.naming import dataset_pattern, parse_dataset_name
-from smoltrace_export.rows import LEADERBOARD_SCHEMA, METRICS_SCHEMA, RESULTS_SCHEMA, hub_row, metric_rows
+from smoltrace_export.rows import metric_rows
+from smoltrace_export.schemas import LEADERBOARD_SCHEMA, METRICS_SCHEMA, RESULTS_SCHEMA
 
-fake_hub = fakehub.fake_hub  # the fixture
 # huggingface_hub's own LFS upload (the non-Xet path the stand-in speaks) passes bytes as `data=`
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=:DeprecationWarning")
 

@@ -6,32 +6,37 @@ Also home of the helpers the other ``test_export_*`` modules use to build run di
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_smoltrace.records import Check, ItemResult, RunRecord, StepInfo, ToolCall, Verdict
-from pytest_smoltrace.summary import summarize
 from smoltrace_export import json_sink
+from smoltrace_export.hub import features_for, hub_row
+from smoltrace_export.records import Check, ItemResult, RunRecord, StepInfo, Task, ToolCall, Verdict
 from smoltrace_export.rows import (
+    EnvironmentFigures,
+    RunContext,
+    environment_from_metrics,
+    leaderboard_row,
+    metric_rows,
+    read_metrics_document,
+    read_trace_document,
+    result_row,
+    trace_rows,
+)
+from smoltrace_export.schemas import (
     LEADERBOARD_SCHEMA,
     METRICS_SCHEMA,
     RESULTS_SCHEMA,
     SCHEMAS,
     TRACES_SCHEMA,
-    EnvironmentFigures,
-    RunContext,
-    environment_from_metrics,
-    features_for,
-    hub_row,
-    leaderboard_row,
-    metric_rows,
-    result_row,
     schema_problems,
     schema_table,
-    trace_rows,
 )
+from smoltrace_export.summary import summarize
 
 STARTED = 1_790_000_000.0  # 2026-09-21T…Z
 
@@ -79,7 +84,7 @@ def item(
         Check("expected_keywords", passed, ["20"], {"answer": "20°C", "nested": [1, 2.5, None]}),
     )
     verdict = Verdict(checks, error=error)
-    task = {"id": task_id, "prompt": f"Weather? [{task_id}]", "difficulty": "easy", "category": "weather"}
+    task = Task(task_id, f"Weather? [{task_id}]", difficulty="easy", category="weather", source="tasks.json")
     return ItemResult(record.nodeid, record, verdict, task)
 
 
@@ -282,6 +287,10 @@ def test_row_content_for_each_kind_of_item() -> None:
     assert err["outcome"] == "error" and err["error"] == "model exploded" and err["error_type"] == "APIError"
     repeat = result_row(item("t1", "code", repeat=1))
     assert repeat["pass_at_1_passed"] is None and repeat["repeat"] == 1
+    # the task's columns come from the item's Task; an item that never ran has none
+    assert (row["prompt"], row["difficulty"], row["category"]) == (f"Weather? [{ok.record.task_id}]", "easy", "weather")
+    unrun = result_row(replace(errored, task=None))
+    assert (unrun["prompt"], unrun["difficulty"], unrun["category"]) == (None, None, None)
 
 
 def test_leaderboard_environment_and_context_fields() -> None:
@@ -301,18 +310,22 @@ def test_leaderboard_environment_and_context_fields() -> None:
         run_status="completed",
         task_timeout_s=30,
         results_location="local:x",
-        hardware="CPU 2 vCPU",
-        hardware_detail={"logical_cores": 2},
-        generation_settings={"requested": {"temperature": 0}},
+        hardware_scope="runner",
         environment=env,
     )
     row = leaderboard_row(summary, ctx)
     assert schema_problems(row, LEADERBOARD_SCHEMA) == []
     assert row["co2_emissions_g"] == 1.25 and row["co2_label"] == "estimated" and row["gpu_utilization_avg"] == 40.0
     assert row["run_stop_reason"] == "completed" and row["dataset_revision"] == "abc"
+    assert row["hardware_scope"] == "runner" and row["traces_dataset"] is None
     assert row["total_cost_usd"] is None  # no results given: cost unknown, not zero
-    hub = hub_row(row, LEADERBOARD_SCHEMA)
+    # the columns no run fills yet are null, not missing (the publisher fills submitted_by)
+    unfilled = ("submitted_by", "use_case", "team", "purpose", "suite_version", "hardware", "hardware_detail")
+    unfilled += ("request_timeout_s", "tool_timeout_s", "generation_settings", "notes")
+    assert all(name in row and row[name] is None for name in unfilled)
+    hub = hub_row({**row, "hardware_detail": {"logical_cores": 2}}, LEADERBOARD_SCHEMA)
     assert json.loads(hub["hardware_detail"]) == {"logical_cores": 2} and isinstance(hub["task_timeout_s"], float)
+    assert hub["generation_settings"] is None
 
 
 def test_trace_and_metric_rows_match_their_schemas() -> None:
@@ -337,6 +350,26 @@ def test_trace_and_metric_rows_match_their_schemas() -> None:
     assert metric_rows(json_sink.unavailable_metrics("run-a"), "run-a") == []
     generic = {"series": [{"name": "x", "unit": "%", "points": [[1.0, 2.0], {"t": 2.0, "value": 3}]}]}
     assert [m["value"] for m in metric_rows(generic, "r")] == [2.0, 3]
+
+
+def test_telemetry_readers_name_what_is_wrong() -> None:
+    # the documents' readers resolve defaults and skip entries of the wrong kind, as the rows always did
+    uncounted = {k: v for k, v in SAMPLE_TRACES[0].items() if k != "span_count"}
+    trace = read_trace_document({**uncounted, "spans": "not a list"})
+    assert trace.spans == [] and trace.span_count == 0 and trace.duration_ms is None
+    assert read_trace_document(SAMPLE_TRACES[0]).duration_ms == 250.0
+    doc = read_metrics_document({"series": [1, {"name": "x"}], "energy": {"gpu_wh": 3}, "co2_g": None, "labels": []})
+    assert doc.series == [{"name": "x"}] and doc.energy == {} and doc.figures == {} and doc.labels == {}
+    assert doc.context == {"labels": []}
+    # what they cannot read they name, instead of failing on an attribute or an unpacking
+    with pytest.raises(ValueError, match=re.escape("traces.json document 2 is a JSON array, not an object")):
+        trace_rows([SAMPLE_TRACES[0], []], "r")
+    with pytest.raises(ValueError, match=re.escape("metrics.json is a JSON array, not an object")):
+        metric_rows([{"series": []}], "r")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=re.escape("series 'x': point 2 is neither [t, value] nor {t, value}: 7")):
+        metric_rows({"series": [{"name": "x", "points": [[1.0, 2.0], 7]}]}, "r")
+    with pytest.raises(ValueError, match=re.escape("metrics.json co2_g: value 'lots' is not a number")):
+        environment_from_metrics({"co2_g": {"value": "lots", "label": "estimated"}})
 
 
 def test_environment_from_metrics() -> None:

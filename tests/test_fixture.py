@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import textwrap
-from importlib import metadata
 
 import pytest
 
@@ -20,16 +19,6 @@ CALC_CODE = {
 }
 NO_TOOL = {"tool": [{"final_answer": "I think it is sunny."}]}
 ECHO = {"tool": [{"tool_calls": [{"name": "echo", "arguments": {"text": "hi"}}]}, {"final_answer": "hi"}]}
-
-
-def fixture_plugin_args() -> list[str]:
-    """``-p pytest_smoltrace.fixtures`` until the installed plugin provides ``smoltrace_run`` itself."""
-    from pytest_smoltrace import plugin
-
-    registered = hasattr(plugin, "smoltrace_run") or any(
-        ep.value == "pytest_smoltrace.fixtures" for ep in metadata.entry_points(group="pytest11")
-    )
-    return [] if registered else ["-p", "pytest_smoltrace.fixtures"]
 
 
 def test_fixture_with_session_model(pytester: pytest.Pytester, server: ScriptedModelServer) -> None:
@@ -112,7 +101,6 @@ def test_fixture_with_session_model(pytester: pytest.Pytester, server: ScriptedM
         "none",
         "-p",
         "no:randomly",
-        *fixture_plugin_args(),
     )
     result.assert_outcomes(passed=5, failed=1)
     # a failing assertion shows the table of checks and the executed calls
@@ -150,7 +138,7 @@ def test_fixture_without_session_model(pytester: pytest.Pytester, server: Script
             pass
         """
     )
-    result = pytester.runpytest("-p", "no:randomly", "-rs", *fixture_plugin_args())
+    result = pytester.runpytest("-p", "no:randomly", "-rs")
     result.assert_outcomes(passed=1, skipped=1, errors=1)
     result.stdout.fnmatch_lines(
         ["*needs the model id*", "*SKIPPED*smoltrace_run needs a model: pass --smoltrace-model*"]

@@ -174,3 +174,62 @@ def test_a_late_earlier_attempt_does_not_replace_the_items_verdict(tmp_path: Pat
     journal.close()
     (latest,) = read_journal(tmp_path)
     assert latest.record.attempt == 1 and [r.nodeid for r in finished([latest])] == ["n"]
+
+
+#: Journal lines exactly as the plugin wrote them before the records moved (retries as dicts, the task a dict;
+#: the second line an item that never ran, with an empty task).
+OLD_JOURNAL_LINES = (
+    (
+        '{"schema_version": 1, "nodeid": "smoltrace/tasks.json::tool::paris", "record": {"task_id": "paris", '
+        '"agent_type": "tool", "source": "tasks.json", "model": "openai/scripted", "provider": "litellm", '
+        '"run_id": "r1", "response": "20°C", "final_answer_called": true, "stop_reason": "final_answer", '
+        '"steps": [{"kind": "action", "number": 1, "duration_ms": 12.5, "input_tokens": 100, '
+        '"output_tokens": 20, "error": null, "requested_tools": ["get_weather"], "code": null, '
+        '"is_final_answer": false}], "tool_calls": [{"name": "get_weather", '
+        '"arguments": {"location": "Paris"}, "result": "20°C", "error": null, "duration_ms": 1.5, '
+        '"started_at": 1.0}], "prompt_tokens": 100, "completion_tokens": 20, "duration_ms": 250.0, '
+        '"started_at": 1790000000.0, "error": null, "error_type": null, '
+        '"trace_id": "abababababababababababababababab", "span_id": "cdcdcdcdcdcdcdcd", "cost_usd": null, '
+        '"repeat": 0, "nodeid": "smoltrace/tasks.json::tool::paris", "retries": [{"attempt": 1, '
+        '"reason": "HTTP 429", "wait_s": 0.5}], "cached_input_tokens": null, '
+        '"cache_creation_input_tokens": null, "reasoning_tokens": null, "attempt": 0, "total_tokens": 120}, '
+        '"verdict": {"passed": true, "outcome": "passed", "error": null, "checks": [{"name": "final_answer", '
+        '"passed": true, "expected": "called", "actual": "called"}]}, "task": {"id": "paris", '
+        '"prompt": "Weather in Paris?", "agent_type": "tool", "difficulty": "easy", "category": "weather", '
+        '"expected_tool": ["get_weather"], "expected_tool_calls": 1, "expected_keywords": ["20"], '
+        '"keyword_mode": "all", "expected_answer": "20", "forbidden_tools": ["calculator"], '
+        '"required_tools": [], "metadata": {"extra": [1, 2.5, null]}, "source": "tasks.json", "row": 3}}\n'
+    ),
+    (
+        '{"schema_version": 1, "nodeid": "smoltrace/tasks.json::code::gone", "record": {"task_id": "gone", '
+        '"agent_type": "code", "source": "tasks.json", "model": "m", "provider": "litellm", "run_id": "r1", '
+        '"response": null, "final_answer_called": false, "stop_reason": "error", "steps": [], '
+        '"tool_calls": [], "prompt_tokens": null, "completion_tokens": null, "duration_ms": 0.0, '
+        '"started_at": 1790000000.0, "error": "the worker process crashed", "error_type": "WorkerCrashed", '
+        '"trace_id": null, "span_id": null, "cost_usd": null, "repeat": 0, '
+        '"nodeid": "smoltrace/tasks.json::code::gone", "retries": [], "cached_input_tokens": null, '
+        '"cache_creation_input_tokens": null, "reasoning_tokens": null, "attempt": 0, "total_tokens": null}, '
+        '"verdict": {"passed": false, "outcome": "error", "error": "error: the worker process crashed", '
+        '"checks": [{"name": "final_answer", "passed": false, "expected": "called", "actual": "not run"}]}, '
+        '"task": {}}\n'
+    ),
+)
+
+
+def test_journals_written_before_the_records_moved_read_back_and_rewrite_byte_for_byte(tmp_path: Path) -> None:
+    """The journal of an earlier version reads back into records (the task a ``Task``, retries ``RetryEvent``s)
+    and a record writes exactly the line it was read from, so a resumed run's files are unchanged."""
+    from pytest_smoltrace.journal import dumps_line
+    from smoltrace_export.records import ItemResult, RetryEvent, Task
+    from smoltrace_export.rows import result_row
+
+    (tmp_path / JOURNAL).write_text("".join(OLD_JOURNAL_LINES), encoding="utf-8")
+    ran, gone = read_journal(tmp_path)
+    assert isinstance(ran.task, Task) and ran.task.expected_tool == ("get_weather",) and ran.task.row == 3
+    assert ran.record.retries == (RetryEvent(attempt=1, reason="HTTP 429", wait_s=0.5),)
+    assert gone.task is None
+    assert [dumps_line(r.to_dict()) for r in (ran, gone)] == list(OLD_JOURNAL_LINES)
+    assert ItemResult.from_dict(ran.to_dict()) == ran
+    row, unrun = result_row(ran), result_row(gone)
+    assert (row["prompt"], row["difficulty"], row["category"]) == ("Weather in Paris?", "easy", "weather")
+    assert (unrun["prompt"], unrun["difficulty"], unrun["category"]) == (None, None, None)

@@ -409,13 +409,15 @@ def _settings(**values: Any) -> Any:
 def test_a_failed_settings_write_leaves_no_directory(tmp_path: Path, tmpfs: Callable[..., Path]) -> None:
     """The last step before the items: settings.json. Should the disk fill between the probe and this write, the
     usage error names the option and the directories the write made are removed again."""
-    from pytest_smoltrace.state import SmoltraceState, write_run_settings
+    from pytest_smoltrace.identity import RunIdentity, model_spec
+    from pytest_smoltrace.resume import write_run_settings
 
     mount = tmpfs("64k")
     fill(mount)  # a directory can still be made on a full tmpfs; the file cannot be written
-    state = SmoltraceState(settings=_settings(output_dir=mount / "out"), run_id="r1", is_controller=True)
+    settings = _settings(output_dir=mount / "out", model="openai/gpt-4.1-nano")
+    identity = RunIdentity(settings=settings, run_id="r1", spec=model_spec(settings, "r1"))
     with pytest.raises(pytest.UsageError) as excinfo:
-        write_run_settings(state)
+        write_run_settings(identity, None)
     assert str(excinfo.value) == (
         f"--smoltrace-output-dir {mount / 'out'}: no space left on the device of {mount} (the disk is full); "
         "expected a writable directory with free space"

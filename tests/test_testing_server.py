@@ -21,9 +21,8 @@ from smolagents.utils import AgentGenerationError
 from pytest_smoltrace.testing import (
     DEFAULT_SUMMARY,
     ScriptedModelServer,
-    main,
-    smoltrace_model_server,  # noqa: F401 - the fixture, used by name
 )
+from pytest_smoltrace.testing.__main__ import main
 
 # litellm's streaming path trips pydantic deprecation warnings that are not ours
 pytestmark = [
@@ -378,7 +377,7 @@ def test_invalid_scripts_are_rejected(script: Any) -> None:
         ScriptedModelServer({"k": script})
 
 
-def test_fixture_and_lifecycle(smoltrace_model_server: ScriptedModelServer) -> None:  # noqa: F811
+def test_fixture_and_lifecycle(smoltrace_model_server: ScriptedModelServer) -> None:  # the installed plugin's
     srv = smoltrace_model_server
     assert srv.running and srv.base_url == srv.url + "/v1" and srv.url.startswith("http://127.0.0.1:")
     srv.add_script("ping", [{"content": "pong"}])

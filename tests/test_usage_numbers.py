@@ -23,10 +23,9 @@ from test_export_rows import write_sample_run
 
 from pytest_smoltrace.runner import MAX_USAGE_TOKENS, StepUsage, step_usage, usage_problem
 from pytest_smoltrace.testing import ScriptedModelServer
-from smoltrace_export import fakehub
+from pytest_smoltrace.testing.hub import FakeHub
 from smoltrace_export.hub import PublishError, check_columns, publish_run_dir, value_problem
 
-fake_hub = fakehub.fake_hub  # the fixture
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=:DeprecationWarning")
 
 #: A rewrite that removes the field (or, as the whole rewrite, the ``usage`` object).
@@ -233,7 +232,7 @@ def test_hub_value_rule() -> None:
         check_columns({"results": [{"steps": 1}, {"test_case_uid": "x", "steps": "a"}]})
 
 
-def test_publish_names_the_column_and_row_an_integer_does_not_fit(fake_hub: fakehub.FakeHub, tmp_path: Path) -> None:
+def test_publish_names_the_column_and_row_an_integer_does_not_fit(fake_hub: FakeHub, tmp_path: Path) -> None:
     run_dir = write_sample_run(tmp_path)
     rows = json.loads((run_dir / "results.json").read_text())
     rows[1]["total_tokens"] = 10**20

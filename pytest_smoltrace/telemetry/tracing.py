@@ -28,7 +28,8 @@ Usage (what the runner does for one item)::
 - ``otlp=True`` adds a ``BatchSpanProcessor`` with the OTLP exporter :mod:`.otlp` builds from the standard
   ``OTEL_EXPORTER_OTLP_[TRACES_]*`` variables (protocol ``http/protobuf`` or ``grpc``, endpoint, headers, timeout),
   counting what it could not export (:func:`otlp_report`). Exported spans are presented as in ``traces.json``
-  (:mod:`.spans`), plus OpenInference's names of the same facts, which Phoenix reads. Call :func:`flush` /
+  (:mod:`.spans`), in full: plus OpenInference's names of the same facts, which Phoenix reads, and what the file
+  writes once or leaves out as a default (:data:`DOCUMENT_FIELDS`, evaluations as events). Call :func:`flush` /
   :func:`shutdown` at session end; shutdown ends the export only — in-memory tracing stays installed for the
   rest of the process. The hub is remembered on the provider and an already-wrapped smolagents is detected, so a
   re-imported module (pytester's in-process runs drop modules imported during a run) neither adds a second hub
@@ -47,7 +48,8 @@ such as Phoenix lists it with its input and output. Root span attributes (:func:
 ``output.value`` (the final answer). :meth:`ItemTrace.add_verdict` adds ``test.case.result.status`` (``pass``/``fail``),
 ``smoltrace.outcome`` (``passed``/``failed``/``error``) and one ``gen_ai.evaluation.result`` event per check with
 ``gen_ai.evaluation.name``, ``gen_ai.evaluation.score.label`` (``pass``/``fail``), ``gen_ai.evaluation.score.value``
-(1.0/0.0) and ``gen_ai.evaluation.explanation`` (expected vs actual), and sets the root's status: OK for a pass,
+(1.0/0.0) and ``gen_ai.evaluation.explanation`` (expected vs actual) — in ``traces.json`` the root span's
+``evaluations``, written short (:mod:`.spans`) — and sets the root's status: OK for a pass,
 ERROR for an error (the error as description) and ERROR for a failed verdict, described as
 ``failed checks: <name> (expected: …; actual: …); …`` (:func:`failed_checks_text`), so a failure never looks like
 a pass in a trace list. Spans of the item still open when it ends (OpenInference leaves the agent span open when
@@ -56,13 +58,17 @@ item is always one tree.
 
 The ``traces.json`` document (:meth:`ItemTrace.document`)::
 
-    {"trace_id": "32 hex", "root_span_id": "16 hex", "run_id": str | None, "nodeid": str | None,
-     "task_id": str | None, "agent_type": str | None, "span_count": int,
+    {"trace_id": "32 hex", "root_span_id": "16 hex", "run_id": str, "nodeid": str, "task_id": str,
+     "agent_type": str, "span_count": int,
      "spans": [span dict, ...]}          # sorted by start time; span dict format: see pytest_smoltrace.telemetry.spans
 
-Times are Unix epoch nanoseconds (``start_time``/``end_time``) plus ``duration_ms``. Spans that had not ended when
-the item finished (an agent thread abandoned after a timeout) are absent; their finished children keep their
-``parent_span_id``.
+``run_id``, ``nodeid``, ``task_id`` and ``agent_type`` are the root span's ``smoltrace.run.id``, ``test.case.name``,
+``smoltrace.task.id`` and ``smoltrace.agent.type`` (:data:`DOCUMENT_FIELDS`), stated once here and left out of the
+root span dict (a field whose attribute the item did not set is absent); the OTLP export keeps them on the span.
+Times are Unix epoch nanoseconds (``start_time``/``end_time``; a duration is their difference). Spans that had not
+ended when the item finished (an agent thread abandoned after a timeout) are absent; their finished children keep
+their ``parent_span_id``. In the run directory (``traces.jsonl``, ``traces.json``) each document also has the
+item's ``nodeid`` and ``attempt``.
 """
 
 from __future__ import annotations
@@ -75,7 +81,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from .spans import OI_KIND, AttrValue, SpanOptions, env_secrets, span_document
+from .spans import EVALUATION_EVENT, OI_KIND, AttrValue, SpanOptions, env_secrets, span_document
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -91,6 +97,7 @@ if TYPE_CHECKING:
     from .cost import Price
 
 __all__ = [
+    "DOCUMENT_FIELDS",
     "EVALUATION_EVENT",
     "ItemTrace",
     "active_items",
@@ -107,13 +114,20 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-EVALUATION_EVENT = "gen_ai.evaluation.result"
 #: Status description of a span the item ended because its own code had not (an agent that raised, a timeout).
 LEFT_OPEN = "ended by smoltrace when the item finished: the span was still open (the agent raised or timed out)"
 #: OpenInference span kind of the item's root span: a chain around the agent run and the verdict.
 ROOT_KIND = "CHAIN"
 SERVICE_NAME = "pytest-smoltrace"
 _HUB_ATTR = "_smoltrace_span_hub"
+#: Root span attributes that a ``traces.json`` document states once, as its own fields (attribute → field); the
+#: root span dict leaves them out, the OTLP export keeps them on the span.
+DOCUMENT_FIELDS: Mapping[str, str] = {
+    "smoltrace.run.id": "run_id",
+    "test.case.name": "nodeid",
+    "smoltrace.task.id": "task_id",
+    "smoltrace.agent.type": "agent_type",
+}
 #: An evaluation event's explanation is capped here (the whole check is in results.json).
 _EXPLANATION_CHARS = 300
 _STATUS_CHARS = 1000
@@ -135,7 +149,7 @@ _state: _State | None = None
 
 
 def _version() -> str:
-    from .. import __version__
+    from ..version import __version__
 
     return __version__
 
@@ -510,17 +524,22 @@ class ItemTrace:
                 )
                 for s in spans
             ]
-            root_attrs = self._attributes
-            self._document = {
-                "trace_id": self.trace_id,
-                "root_span_id": self.span_id,
-                "run_id": root_attrs.get("smoltrace.run.id"),
-                "nodeid": root_attrs.get("test.case.name"),
-                "task_id": root_attrs.get("smoltrace.task.id"),
-                "agent_type": root_attrs.get("smoltrace.agent.type"),
-                "span_count": len(docs),
-                "spans": docs,
-            }
+            document: dict[str, Any] = {"trace_id": self.trace_id, "root_span_id": self.span_id}
+            for attribute, field in DOCUMENT_FIELDS.items():
+                value = self._attributes.get(attribute)
+                if value is not None:
+                    document[field] = value
+            for doc in docs:
+                if doc["span_id"] == self.span_id and doc.get("attributes"):
+                    attributes = doc["attributes"]
+                    for attribute, field in DOCUMENT_FIELDS.items():
+                        if attribute in attributes and attributes[attribute] == document.get(field):
+                            del attributes[attribute]
+                    if not attributes:
+                        del doc["attributes"]
+            document["span_count"] = len(docs)
+            document["spans"] = docs
+            self._document = document
         return self._document
 
     def llm_usage(self) -> tuple[int, int]:

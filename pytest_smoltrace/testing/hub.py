@@ -6,8 +6,8 @@ Repositories live in memory with real commits (a sha per commit, each commit a s
 at a revision, preupload "unchanged" detection and ``X-Repo-Commit`` behave as on the Hub. Regular files are sent
 inline in the commit; LFS files go through the LFS batch endpoint and a ``PUT`` to an upload URL first.
 
-Use it in tests through the ``fake_hub`` fixture (``from smoltrace_export.fakehub import fake_hub`` in a conftest or
-test module), which starts a server and points ``huggingface_hub`` and ``datasets`` at it::
+Use it in tests through the ``fake_hub`` fixture (the installed plugin provides it), which starts a server and points
+``huggingface_hub`` and ``datasets`` at it::
 
     def test_publish(fake_hub):
         HfApi().create_repo("tester/x", repo_type="dataset")
@@ -40,8 +40,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
-
-import pytest
 
 log = logging.getLogger(__name__)
 
@@ -866,12 +864,3 @@ def hub_environment(endpoint: str | FakeHub, *, home: Path, token: str | None = 
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-@pytest.fixture
-def fake_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeHub]:
-    """A started :class:`FakeHub` with ``huggingface_hub``/``datasets`` pointed at it, ``HF_TOKEN`` set to the
-    default user's token (user ``tester``), and every HF cache in a temporary directory."""
-    home = tmp_path_factory.mktemp("hf_home")
-    with FakeHub() as hub, hub_environment(hub, home=home):
-        yield hub

@@ -47,28 +47,24 @@ Faults (for resilience tests, yours too)
     JSON arguments). Faulty responses are logged with ``usage=None`` (nothing trustworthy was billed) and their
     ``fault``. A 429 storm is an error turn with ``"times"``.
 
-The module is also a pytest plugin providing the ``smoltrace_model_server`` fixture, and a command line tool:
-``python -m pytest_smoltrace.testing --scripts scripts.json --port 8000``.
+The ``smoltrace_model_server`` fixture (from the installed plugin) gives a started server per test; the command line
+tool ``python -m pytest_smoltrace.testing --scripts scripts.json --port 8000`` serves one until interrupted.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import itertools
 import json
 import logging
 import socket
 import struct
-import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, cast
-
-import pytest
 
 __all__ = [
     "DEFAULT_SUMMARY",
@@ -76,8 +72,6 @@ __all__ = [
     "Script",
     "ScriptedModelServer",
     "Turn",
-    "main",
-    "smoltrace_model_server",
 ]
 
 logger = logging.getLogger(__name__)
@@ -842,63 +836,3 @@ def _ollama_stream(model: str, reply: _Reply, usage: dict[str, int]) -> bytes:
     last = _ollama_response(model, _Reply(), usage, done=True)
     lines = [_ollama_response(model, reply, usage, done=False), last]
     return "".join(json.dumps(line) + "\n" for line in lines).encode()
-
-
-# ----------------------------------------------------------------------------------------------- pytest
-
-
-@pytest.fixture
-def smoltrace_model_server() -> Iterator[ScriptedModelServer]:
-    """A started :class:`ScriptedModelServer` with no scripts; add them with ``add_script``. Stopped afterwards."""
-    with ScriptedModelServer() as server:
-        yield server
-
-
-# ----------------------------------------------------------------------------------------------- command line
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Serve scripts from a JSON file (``{key: script}``) until interrupted."""
-    parser = argparse.ArgumentParser(
-        prog="python -m pytest_smoltrace.testing", description="Serve a scripted OpenAI/Ollama-compatible model."
-    )
-    parser.add_argument("--scripts", metavar="FILE.json", help="JSON object mapping keys to scripts")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
-    parser.add_argument("--latency", type=float, default=0.0, metavar="S", help="seconds added to every response")
-    parser.add_argument("--default-reply", default=None, help="text answered when no script matches")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
-    scripts: dict[str, Script] = {}
-    if args.scripts:
-        try:
-            with open(args.scripts, encoding="utf-8") as fh:
-                loaded = json.load(fh)
-        except (OSError, ValueError) as exc:
-            logger.error("cannot read %s: %s", args.scripts, exc)
-            return 2
-        if not isinstance(loaded, dict):
-            logger.error("%s must hold a JSON object mapping keys to scripts", args.scripts)
-            return 2
-        scripts = loaded
-    try:
-        server = ScriptedModelServer(
-            scripts, latency_s=args.latency, default_reply=args.default_reply, host=args.host, port=args.port
-        )
-    except (TypeError, ValueError) as exc:
-        logger.error("invalid scripts: %s", exc)
-        return 2
-    with server:
-        logger.info("ScriptedModelServer: %d script(s), OpenAI base URL %s", len(scripts), server.base_url)
-        logger.info("Ollama api_base %s; press Ctrl-C to stop", server.url)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            logger.info("stopping")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

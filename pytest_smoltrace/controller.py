@@ -1,0 +1,189 @@
+"""The controller plugin: registered only where ``not hasattr(config, "workerinput")`` (the xdist controller, or the
+only process), like pytest-xdist's ``DSession``.
+
+It owns the run's results: the aggregator (journal as each report arrives, every attempt), what each process that
+ran items reported at its end, the run directory written at the end, Hub publishing, and the terminal summary.
+It never runs an item — that is the executor's (:mod:`.executor`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import Counter
+from collections.abc import Generator, Iterable
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .collect import TaskItem, crash_result, parse_nodeid
+from .identity import RunIdentity
+from .transport import ProcessReport, attach_result, report_payload, result_from_payload
+
+if TYPE_CHECKING:
+    from .aggregate import Aggregator
+
+
+class ControllerPlugin:
+    """The controller's part of the run; ``receive`` takes each process's report (this one's, or a worker's)."""
+
+    def __init__(
+        self,
+        identity: RunIdentity,
+        aggregator: Aggregator,
+        *,
+        resumed_from_settings: dict[str, Any] | None = None,
+    ) -> None:
+        self.identity = identity
+        self.aggregator = aggregator
+        #: ``--smoltrace-resume-force`` over other settings: the resumed run's settings, where they were read and what
+        #: differs (``{"source", "settings", "differences"}``) — for metadata.json; None when nothing differed.
+        self.resumed_from_settings = resumed_from_settings
+        #: Items planned per agent type: those selected now plus those finished before a resume.
+        self.planned: dict[str, int] = {}
+        #: Samples of every process of the run that ran items.
+        self.samples: list[dict[str, Any]] = []
+        #: OTLP export reports (``OtlpReport.to_dict()``) of every process that exported.
+        self.otlp_reports: list[dict[str, Any]] = []
+        #: Lines for the terminal summary about Hub publishing.
+        self.publish_lines: list[str] = []
+        #: When pytest's run loop (the items) started and ended: the session time minus start-up and output files.
+        self.loop_started_at: float | None = None
+        self.loop_finished_at: float | None = None
+
+    def receive(self, report: ProcessReport) -> None:
+        """What a process that ran items handed over at its end."""
+        self.samples.extend(report.samples)
+        self.otlp_reports.extend(report.otlp_reports)
+        self.aggregator.set_order(report.order)
+        for result in report.unreported:
+            self.aggregator.add(result)
+
+    def set_planned(self, agent_types: Iterable[str]) -> None:
+        counts = Counter(agent_types)
+        done = self.identity.done
+        counts.update(r.record.agent_type for r in self.aggregator.results.values() if r.nodeid in done)
+        self.planned = dict(counts)
+
+    # -- collection and the xdist controller's hooks -----------------------------------------------------------------
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        from .report import header_lines
+
+        return header_lines(self.identity)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """The only process collected the items itself (an xdist controller collects none)."""
+        self.set_planned(i.agent_type for i in session.items if isinstance(i, TaskItem))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if not self.planned:  # every worker collects every item: the first one's ids are the plan
+            self.set_planned(parsed[1] for parsed in map(parse_nodeid, ids) if parsed is not None)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        self.identity.to_workerinput(node.workerinput)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
+        """A worker died while running ``crashitem``: record it as crashed (a resume runs it again), in the attempt it
+        crashed in (a rerun's, under rerunfailures)."""
+        result = crash_result(crashitem, str(report.longrepr or "worker crashed"), self.identity)
+        if result is not None:
+            attempt = self.aggregator.next_attempt(crashitem)
+            result = dataclasses.replace(result, record=dataclasses.replace(result.record, attempt=attempt))
+            attach_result(report, result)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """What a worker sent back when it finished."""
+        self.receive(ProcessReport.from_workeroutput(getattr(node, "workeroutput", None) or {}))
+
+    # -- reports -----------------------------------------------------------------------------------------------------
+
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
+        """Verbose runs show an item's model-call retries next to its outcome: ``PASSED (2 retries: HTTP 429)``."""
+        data = report_payload(report)
+        retries = (data or {}).get("record", {}).get("retries") or ()
+        if not retries or report.when not in ("setup", "call"):
+            return None
+        reasons = ", ".join(sorted({r["reason"] for r in retries}))
+        word = {"passed": "PASSED", "failed": "FAILED" if report.when == "call" else "ERROR"}.get(report.outcome)
+        if word is None:
+            return None
+        letter = {"PASSED": ".", "FAILED": "F", "ERROR": "E"}[word]
+        category = "error" if word == "ERROR" else report.outcome
+        return category, letter, f"{word} ({len(retries)} {'retry' if len(retries) == 1 else 'retries'}: {reasons})"
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = report_payload(report)
+        if data:
+            result = result_from_payload(report.nodeid, data)
+            if result is not None:
+                self.aggregator.add(result)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, Any, Any]:
+        self.loop_started_at = time.time()
+        try:
+            return (yield)
+        finally:
+            self.loop_finished_at = time.time()
+
+    # -- the end of the run ------------------------------------------------------------------------------------------
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """After every executor handed its part over (theirs run first): write the run directory, publish."""
+        aggregator = self.aggregator
+        if aggregator.run_dir is None or session.config.option.collectonly:
+            return
+        from .aggregate import publish, write_outputs
+        from .report import stop_reason
+
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop or session.shouldfail)
+        loop_s = (
+            round(self.loop_finished_at - self.loop_started_at, 3)
+            if self.loop_started_at and self.loop_finished_at
+            else None
+        )
+        run_dir = write_outputs(
+            self.identity,
+            aggregator,
+            planned=self.planned,
+            samples=self.samples,
+            resumed_from_settings=self.resumed_from_settings,
+            loop_s=loop_s,
+            interrupted=interrupted,
+            stop_reason=stop_reason(session),
+        )
+        if self.identity.settings.output == "hub":
+            published, lines = publish(run_dir, private=self.identity.settings.private)
+            self.publish_lines.extend(lines)
+            if not published and session.exitstatus == 0:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if terminalreporter.config.option.collectonly:
+            return
+        from .report import write_otlp_line, write_summary
+        from .summary import summarize
+
+        summaries = summarize(self.aggregator.attempts, self.planned)
+        if summaries:
+            write_summary(terminalreporter, summaries, self.aggregator.run_dir)
+        for line in self.publish_lines:
+            terminalreporter.write_line(line, red=line.startswith("Publishing"))
+        if self.otlp_reports:
+            write_otlp_line(terminalreporter, self.otlp_reports)
+
+    def close(self) -> None:
+        self.aggregator.close()
+
+
+CONTROLLER_KEY = pytest.StashKey[ControllerPlugin]()
+
+
+def get_controller(config: pytest.Config) -> ControllerPlugin | None:
+    """The controller plugin of an active session in the controller process, else None."""
+    return config.stash.get(CONTROLLER_KEY, None)

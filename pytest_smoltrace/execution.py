@@ -1,0 +1,67 @@
+"""Run and judge one agent run: (task, agent type, run config, judge hook) → :class:`ItemResult`.
+
+The one place a run becomes a result — under its root span, with its cost, its verdict (built-in checks and the
+``pytest_smoltrace_judge`` hooks') and its trace document — used by task items (through the executor, in a run-ahead
+thread) and by the ``smoltrace_run`` fixture alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import TYPE_CHECKING
+
+from .records import AgentType, ItemResult
+
+if TYPE_CHECKING:
+    from .budget import Budget
+    from .judge import JudgeHook
+    from .runner import RunConfig
+    from .tasks import Task
+    from .telemetry.cost import Price
+
+
+def run_and_judge(
+    task: Task,
+    agent_type: AgentType,
+    cfg: RunConfig,
+    *,
+    nodeid: str,
+    price: Price | None,
+    judges: JudgeHook | None = None,
+    otlp: bool = False,
+    budget: Budget | None = None,
+    cancel: threading.Event | None = None,
+) -> ItemResult:
+    """Run ``task`` with a fresh ``agent_type`` agent and judge it; the root span covers the run and the verdict.
+
+    ``price`` prices the run (``cost_usd``, and the LLM spans' cost attributes; None: cost unknown); ``judges`` is the
+    ``pytest_smoltrace_judge`` hook caller; ``budget`` (``--smoltrace-max-cost``) is charged with the run's cost;
+    ``cancel`` asks the agent to stop at its next step. Agent, model and tool failures never raise: they are the
+    record's error and an error verdict."""
+    from .judge import judge, user_checks
+    from .runner import run_task
+    from .telemetry import cost, tracing
+
+    spec = cfg.spec
+    tracing.install(otlp=otlp)
+    attributes = tracing.item_attributes(
+        nodeid=nodeid,
+        task_id=task.id,
+        agent_type=agent_type,
+        model=spec.model_id,
+        provider=spec.provider,
+        run_id=cfg.run_id,
+        task=task.to_dict(),
+    )
+    with tracing.item_trace(f"{agent_type} {task.id}", attributes, model=spec.model_id, price=price) as trace:
+        record = run_task(task, agent_type, cfg, nodeid=nodeid, cancel=cancel)
+        trace.set_output(record.response if record.response is not None else record.error)
+        record = dataclasses.replace(
+            record, trace_id=trace.trace_id, span_id=trace.span_id, cost_usd=cost.record_cost_usd(price, record)
+        )
+        verdict = judge(task, record, extra_checks=user_checks(judges, task, record))
+        trace.add_verdict(verdict)
+    if budget is not None:
+        budget.add(record.cost_usd)
+    return ItemResult(nodeid=nodeid, record=record, verdict=verdict, task=task, trace=trace.document())

@@ -1,0 +1,194 @@
+"""Start an active session by role, as pytest-xdist does: the controller plugin only where
+``not hasattr(config, "workerinput")``, the executor plugin only where items run (not on an xdist controller).
+
+=====================  ====================  ==================
+process                controller plugin     executor plugin
+=====================  ====================  ==================
+plain ``pytest``       yes                   yes (hands over to the controller directly)
+xdist controller       yes                   no (``dsession`` dispatches the items)
+xdist worker           no                    yes (hands over through ``workeroutput``)
+=====================  ====================  ==================
+
+On the controller the checks before a run come first (:mod:`.preflight`: credentials, model server, dataset, output
+directory) and, for ``--smoltrace-resume``, the comparison with the resumed run's settings; only when everything
+passed is ``settings.json`` written into the run directory (so a usage error leaves no run directory).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .controller import CONTROLLER_KEY, ControllerPlugin
+from .executor import ExecutorPlugin, install_item_runner
+from .identity import IDENTITY_KEY, WORKER_DONE, WORKER_RUN_ID, RunIdentity, model_spec, new_run_id
+from .servers import ModelServers
+from .settings import Settings
+from .transport import ProcessReport
+
+if TYPE_CHECKING:
+    from .budget import Budget
+    from .records import ItemResult
+    from .toolbox import Toolbox
+
+CONTROLLER_NAME = "smoltrace-controller"
+EXECUTOR_NAME = "smoltrace-executor"
+
+
+@dataclass
+class ActiveSession:
+    """What an active session holds until ``pytest_unconfigure``: its identity, its plugins, what to close."""
+
+    identity: RunIdentity
+    controller: ControllerPlugin | None = None
+    executor: ExecutorPlugin | None = None
+    servers: ModelServers = field(default_factory=ModelServers)
+    toolbox: Toolbox | None = None
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.close()
+        if self.toolbox is not None:
+            self.toolbox.close()
+            self.toolbox = None
+        if self.controller is not None:
+            self.controller.close()
+        self.servers.close()
+
+
+SESSION_KEY = pytest.StashKey[ActiveSession]()
+
+
+def runs_items_here(config: pytest.Config) -> bool:
+    """Whether this process runs items: not an xdist controller, which only dispatches them.
+
+    Decided from xdist's own rule (``dist`` not ``no`` with test environments, and not ``--collect-only``), because
+    its ``dsession`` plugin may be registered after this plugin's ``pytest_configure`` (both are trylast)."""
+    if hasattr(config, "workerinput") or config.option.collectonly:
+        return True
+    if config.pluginmanager.has_plugin("dsession"):
+        return False
+    return not (config.getoption("dist", "no") != "no" and config.getoption("tx", None))
+
+
+def start(config: pytest.Config, settings: Settings) -> ActiveSession:
+    """Make the run identity, start the model servers and register the plugins of this process's role(s)."""
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    previous: list[ItemResult] = []
+    resumed_from: dict[str, Any] | None = None
+    if workerinput is not None:
+        run_id = workerinput[WORKER_RUN_ID]
+        done = frozenset(workerinput.get(WORKER_DONE, ()))
+        local = RunIdentity.worker_local(workerinput)
+    else:
+        from . import preflight
+        from .resume import resumed_run
+
+        probe_dir = settings.output_dir / (settings.resume or settings.run_id or "")
+        preflight.check(config, settings, run_dir=probe_dir if settings.output in ("json", "hub") else None)
+        if settings.resume:
+            run_id, previous, resumed_from = resumed_run(settings)
+        else:
+            run_id = settings.run_id or new_run_id()
+        done, local = frozenset(r.nodeid for r in previous), None
+    servers = ModelServers()
+    active: ActiveSession | None = None
+    try:
+        endpoint = servers.start(config, settings, local)  # before anything asks for the model spec
+        identity = RunIdentity(
+            settings=settings,
+            run_id=run_id,
+            spec=model_spec(settings, run_id, endpoint),
+            done=done,
+            local=endpoint if endpoint is not None and endpoint.provider == "local" else None,
+            started_at=time.time(),
+        )
+        active = ActiveSession(identity, servers=servers)
+        _start_roles(config, active, previous, resumed_from)
+    except BaseException:  # a usage error: nothing of this session may outlive it
+        (active.close if active is not None else servers.close)()
+        raise
+    config.stash[IDENTITY_KEY] = identity
+    config.stash[SESSION_KEY] = active
+    return active
+
+
+def _start_roles(
+    config: pytest.Config, active: ActiveSession, previous: list[ItemResult], resumed_from: dict[str, Any] | None
+) -> None:
+    from .toolbox import prepare
+
+    identity, settings = active.identity, active.identity.settings
+    is_controller = not hasattr(config, "workerinput")
+    active.toolbox = prepare(config, settings)  # every process: a bad tool option is a usage error before any item
+    if settings.otlp:  # a wrong OTEL_EXPORTER_OTLP_* setting is a usage error, not an error in every item
+        from .telemetry.otlp import OtlpConfigError, check_config
+
+        try:
+            check_config()
+        except OtlpConfigError as exc:
+            raise pytest.UsageError(f"--smoltrace-otlp: {exc}") from None
+    budget = _budget(identity)
+    if is_controller:
+        from .aggregate import Aggregator
+
+        aggregator = Aggregator(
+            identity.run_dir if identity.writes_files else None, previous, resumed=bool(settings.resume)
+        )
+        active.controller = ControllerPlugin(identity, aggregator, resumed_from_settings=resumed_from)
+        if budget is not None:  # a new run starts from zero; a resumed one from what it had already spent
+            budget.reset(sum(r.record.cost_usd or 0.0 for r in aggregator.attempts))
+        if aggregator.run_dir is not None:
+            from .preflight import runs_items
+            from .resume import write_run_settings
+
+            if runs_items(config):
+                write_run_settings(identity, resumed_from)  # the last check: the run directory is made only now
+        config.pluginmanager.register(active.controller, CONTROLLER_NAME)
+        config.stash[CONTROLLER_KEY] = active.controller
+    if runs_items_here(config):
+        controller = active.controller
+        active.executor = ExecutorPlugin(
+            identity,
+            toolbox=active.toolbox,
+            budget=budget,
+            deliver=controller.receive if controller is not None else _to_workeroutput(config),
+        )
+        install_item_runner(config, active.executor)
+        config.pluginmanager.register(active.executor, EXECUTOR_NAME)
+    if settings.resume:
+        from .resume import ResumeWatch
+
+        config.pluginmanager.register(ResumeWatch(identity), "smoltrace-resume-watch")
+
+
+def _budget(identity: RunIdentity) -> Budget | None:
+    """``--smoltrace-max-cost``: the run's budget, shared by every process through a file (a usage error when the
+    model has no price)."""
+    max_cost = identity.settings.max_cost
+    if max_cost is None:
+        return None
+    from .budget import Budget
+
+    if identity.price is None:
+        raise pytest.UsageError(
+            f"--smoltrace-max-cost: litellm has no price for {identity.spec.model_id}; give its prices with "
+            "--smoltrace-price-input and --smoltrace-price-output (USD per 1M tokens)"
+        )
+    return Budget(max_cost, Path(tempfile.gettempdir()) / f"smoltrace-{identity.run_id}.cost")
+
+
+def _to_workeroutput(config: pytest.Config) -> Any:
+    def deliver(report: ProcessReport) -> None:
+        report.to_workeroutput(config.workeroutput)  # type: ignore[attr-defined]
+
+    return deliver
+
+
+def get_session(config: pytest.Config) -> ActiveSession | None:
+    return config.stash.get(SESSION_KEY, None)
