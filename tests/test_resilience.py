@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import signal
@@ -35,11 +36,38 @@ def tasks_and_scripts(n: int, delay: float = 0.0) -> tuple[list[dict[str, Any]],
     return tasks, scripts
 
 
-def journal_nodeids(run_dir: Path) -> list[str]:
+def journal_lines(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / "journal.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line)["nodeid"] for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def journal_nodeids(run_dir: Path) -> list[str]:
+    return [line["nodeid"] for line in journal_lines(run_dir)]
+
+
+def served_when_idle(server: ScriptedModelServer, timeout: float = 30.0) -> dict[str, int]:
+    """The server's usage once no connection is open (each request is logged before it is answered, so a call the
+    run's process sent but never read is in the log too, once its handler ends)."""
+    deadline = time.monotonic() + timeout
+    while server._httpd is not None and server._httpd.connections and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server._httpd is not None and not server._httpd.connections, "the model server still has open requests"
+    return server.usage_for()
+
+
+def assert_spend_recorded(run_dir: Path, served: dict[str, int]) -> list[dict[str, Any]]:
+    """Every model call the server answered is in results.json, once: its tokens (Σ over the rows = the metadata and
+    leaderboard totals) and its step; results.json holds one row per journal line. Returns the rows."""
+    rows: list[dict[str, Any]] = json.loads((run_dir / "results.json").read_text())
+    assert collections.Counter(r["test_case_uid"] for r in rows) == collections.Counter(journal_nodeids(run_dir))
+    assert sum(r["total_tokens"] for r in rows) == served["total_tokens"], (served, rows)
+    assert sum(r["steps"] for r in rows) == served["requests"]  # one model call per step here
+    totals = json.loads((run_dir / "metadata.json").read_text())["totals"]
+    leaderboard = json.loads((run_dir / "leaderboard_row.json").read_text())
+    assert totals["total_tokens"] == sum(r["total_tokens"] for r in leaderboard) == served["total_tokens"]
+    return rows
 
 
 def test_killed_worker_loses_nothing_and_the_crashed_item_is_reported(bench: Any, pytester: pytest.Pytester) -> None:
@@ -74,7 +102,7 @@ def test_killed_worker_loses_nothing_and_the_crashed_item_is_reported(bench: Any
     assert lb["run_status"] == "completed" and lb["planned_tests"] == 6 and lb["completed_tests"] == 6
 
 
-def _run_pytest(cwd: Path, server: ScriptedModelServer, *args: str) -> subprocess.Popen[str]:
+def run_pytest(cwd: Path, server: ScriptedModelServer, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     argv = [
         sys.executable,
@@ -82,6 +110,8 @@ def _run_pytest(cwd: Path, server: ScriptedModelServer, *args: str) -> subproces
         "pytest",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "no:randomly",  # items in collection order (pytest-randomly would shuffle them)
         "--smoltrace-model",
         "openai/scripted",
         "--smoltrace-api-base",
@@ -100,46 +130,70 @@ def start_run_and_wait(
     run_id: str,
     journaled: int,
     concurrency: int = 1,
+    in_flight: bool = False,
 ) -> tuple[subprocess.Popen[str], Path]:
-    """Start a slow run in a subprocess and return once ``journaled`` items are in its journal."""
+    """Start a slow run in a subprocess and return once ``journaled`` items are in its journal (and, ``in_flight``, an
+    item not in it has been served its first model call: its run is then mid-way, its second call 0.4 s long)."""
     tasks, scripts = tasks_and_scripts(n_tasks, delay=0.4)
     for key, script in scripts.items():
+        script["tool"][1]["delay"] = 0.4
         server.add_script(key, script)
     (pytester.path / "tasks.json").write_text(json.dumps(tasks))
     run_dir = pytester.path / "smoltrace_results" / run_id
-    proc = _run_pytest(pytester.path, server, "--smoltrace-run-id", run_id, "--smoltrace-concurrency", str(concurrency))
+    proc = run_pytest(pytester.path, server, "--smoltrace-run-id", run_id, "--smoltrace-concurrency", str(concurrency))
+
+    def ready() -> bool:
+        done = journal_nodeids(run_dir)
+        if len(done) < journaled:
+            return False
+        finished = {nodeid.rsplit("::", 1)[-1] for nodeid in done}
+        served = {e.key.removeprefix("[k-").removesuffix("]") for e in server.requests if e.key and e.usage}
+        return not in_flight or bool(served - finished)
+
     deadline = time.monotonic() + 60
-    while len(journal_nodeids(run_dir)) < journaled and time.monotonic() < deadline and proc.poll() is None:
+    while not ready() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
     return proc, run_dir
 
 
+@pytest.mark.parametrize("concurrency", [1, 4])
 def test_sigint_keeps_the_journal_and_resume_completes_the_run(
-    pytester: pytest.Pytester, server: ScriptedModelServer
+    pytester: pytest.Pytester, server: ScriptedModelServer, concurrency: int
 ) -> None:
-    proc, run_dir = start_run_and_wait(pytester, server, 8, "interrupted", journaled=3)
+    proc, run_dir = start_run_and_wait(
+        pytester, server, 8, "interrupted", journaled=3, concurrency=concurrency, in_flight=True
+    )
+    assert proc.poll() is None, "the run ended before the Ctrl-C could be sent"
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
-    done = journal_nodeids(run_dir)
-    assert 3 <= len(done) < 8
-    results = json.loads((run_dir / "results.json").read_text())
-    assert sorted(r["test_case_uid"] for r in results) == sorted(done)  # written at exit, nothing lost or invented
+    # the runs in flight (the item pytest waited for, and those started ahead) are stopped after their step in flight
+    # and recorded as cancelled with what they spent: every token the server served is in the outputs
+    rows = assert_spend_recorded(run_dir, served_when_idle(server))
+    done = [r["test_case_uid"] for r in rows if r["error_type"] != "Cancelled"]
+    cancelled = [r for r in rows if r["error_type"] == "Cancelled"]
+    assert 3 <= len(done) < 8 and len(set(done)) == len(done) and all(r["success"] for r in rows if r not in cancelled)
+    assert cancelled and sum(r["total_tokens"] for r in cancelled) > 0, output[-3000:]
+    assert all(r["test_case_uid"] not in done and r["outcome"] == "error" for r in cancelled)
     lb = json.loads((run_dir / "leaderboard_row.json").read_text())[0]
     assert lb["run_status"] == "partial" and lb["planned_tests"] == 8 and lb["completed_tests"] == len(done)
 
-    resumed = _run_pytest(pytester.path, server, "--smoltrace-resume", "interrupted")
+    # a resume runs every item not done, the cancelled ones included, and keeps the cancelled attempts' spend
+    resumed = run_pytest(pytester.path, server, "--smoltrace-resume", "interrupted")
     output, _ = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, output
     assert f"{8 - len(done)} passed, {len(done)} deselected" in output
+    rows = assert_spend_recorded(run_dir, served_when_idle(server))  # both sessions' calls
+    assert len(rows) == 8 + len(cancelled)
 
-    reference = _run_pytest(pytester.path, server, "--smoltrace-run-id", "reference")
+    reference = run_pytest(pytester.path, server, "--smoltrace-run-id", "reference")
     reference.communicate(timeout=120)
 
     def comparable(name: str) -> list[dict[str, Any]]:
         rows = json.loads((pytester.path / "smoltrace_results" / name / "results.json").read_text())
         keep = ("test_case_uid", "success", "tools_used", "steps", "response", "checks", "total_tokens")
-        return sorted(({k: r[k] for k in keep} for r in rows), key=lambda r: r["test_case_uid"])
+        finals = [r for r in rows if r["final_attempt"]]
+        return sorted(({k: r[k] for k in keep} for r in finals), key=lambda r: r["test_case_uid"])
 
     assert comparable("interrupted") == comparable("reference")
     lb = json.loads((run_dir / "leaderboard_row.json").read_text())[0]
@@ -201,7 +255,7 @@ def test_kill_9_of_the_controller_loses_no_finished_item(
     proc.communicate(timeout=30)
     done = journal_nodeids(run_dir)
     assert len(done) >= 2 and not (run_dir / "results.json").exists()
-    resumed = _run_pytest(pytester.path, server, "--smoltrace-resume", "killed")
+    resumed = run_pytest(pytester.path, server, "--smoltrace-resume", "killed")
     output, _ = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, output
     rows = json.loads((run_dir / "results.json").read_text())
