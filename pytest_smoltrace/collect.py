@@ -18,7 +18,7 @@ import pytest
 
 from .concurrency import Fate, RunDeadlineExceeded, Unreported, attempt_of
 from .identity import IDENTITY_KEY, RunIdentity
-from .records import AGENT_TYPES, AgentType, Check, ItemResult, RunRecord, StopReason
+from .records import AGENT_TYPES, CANCELLED, WORKER_CRASHED, AgentType, Check, ItemResult, RunRecord, StopReason
 from .settings import Settings
 from .tasks import TASK_FILE_SUFFIXES, Task, TaskError, load_file, load_source, select, source_label, tasks_from_objects
 from .transport import attach_result
@@ -344,7 +344,7 @@ def crash_result(nodeid: str, detail: str, identity: RunIdentity) -> ItemResult 
         nodeid,
         identity,
         detail=f"the worker process crashed while running this item: {detail[:500]}",
-        error_type="WorkerCrashed",
+        error_type=WORKER_CRASHED,
         spent=None,
         actual="worker crashed",
     )
@@ -451,21 +451,18 @@ def unreported_results(
         if entry.handed and (recorded is None or recorded(result)):
             continue
         stop: StopReason
+        ran = f"; the run itself ended with {record.stop_reason}" + (f": {record.error}" if record.error else "")
+        again = f"its spend is recorded, and --smoltrace-resume runs the item again{ran}"
         if entry.fate == "interrupted":
-            ran = f"; the run itself ended with {record.stop_reason}" + (f": {record.error}" if record.error else "")
-            detail = (
-                f"cancelled: {entry.reason or INTERRUPTED}; its spend is recorded, and --smoltrace-resume runs the "
-                f"item again{ran}"
-            )
-            stop, error_type = "error", "Cancelled"
+            detail = f"cancelled: {entry.reason or INTERRUPTED}; {again}"
+            stop, error_type = "error", CANCELLED
         elif entry.fate == "cancelled":
             why = entry.reason or stop_reason or "the session ended first"
-            ran = f"; the run itself ended with {record.stop_reason}" + (f": {record.error}" if record.error else "")
             detail = (
                 f"cancelled: its run had started ahead (--smoltrace-concurrency) but pytest never ran the item "
-                f"({why}); its spend is recorded, and --smoltrace-resume runs the item again{ran}"
+                f"({why}); {again}"
             )
-            stop, error_type = "error", "Cancelled"
+            stop, error_type = "error", CANCELLED
         elif entry.fate == "timeout":
             detail = f"{entry.reason}: pytest stopped waiting; the run went on, and its spend is recorded"
             stop, error_type = "timeout", "Timeout"

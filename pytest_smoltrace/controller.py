@@ -22,6 +22,7 @@ from .transport import ProcessReport, attach_result, report_payload, result_from
 
 if TYPE_CHECKING:
     from .aggregate import Aggregator
+    from .records import ItemResult
 
 
 class ControllerPlugin:
@@ -58,6 +59,13 @@ class ControllerPlugin:
         self.aggregator.set_order(report.order)
         for result in report.unreported:
             self.aggregator.add(result)
+
+    def recorded(self, result: ItemResult) -> bool:
+        """Whether this run's result is recorded already (a run is its node id and its own start time)."""
+        return any(
+            r.nodeid == result.nodeid and r.record.started_at == result.record.started_at
+            for r in self.aggregator.attempts
+        )
 
     def set_planned(self, agent_types: Iterable[str]) -> None:
         counts = Counter(agent_types)

@@ -56,7 +56,8 @@ def run_config(identity: RunIdentity, box: Toolbox | None) -> RunConfig:
 
 
 class ExecutorPlugin:
-    """Runs the items of this process; ``deliver`` receives the process's report at its end."""
+    """Runs the items of this process; ``deliver`` receives the process's report at its end, ``recorded`` says whether
+    the controller holds a result already (where it is in this process)."""
 
     def __init__(
         self,
@@ -65,6 +66,7 @@ class ExecutorPlugin:
         toolbox: Toolbox | None,
         budget: Budget | None,
         deliver: Callable[[ProcessReport], None],
+        recorded: Callable[[ItemResult], bool] | None = None,
     ) -> None:
         self.identity = identity
         self.budget = budget
@@ -72,6 +74,8 @@ class ExecutorPlugin:
         self.run_ahead: RunAhead | None = None
         self.sampler: Sampler | None = None
         self._deliver = deliver
+        #: Whether the controller already holds a result (in a single process; None under xdist).
+        self._recorded = recorded
 
     # -- running one item ------------------------------------------------------------------------------------------
 
@@ -215,15 +219,8 @@ class ExecutorPlugin:
                 run_ahead.cancel()
         wait_s = self.identity.settings.timeout + 30.0
         entries = run_ahead.drain(wait_s, interrupted=interrupted)
-        from .controller import get_controller
-
-        controller = get_controller(session.config)
-        if controller is None:  # an xdist worker: a result pytest had been handed at Ctrl-C may be reported already
-            return unreported_results(entries, stop_reason(session))
-        runs = {(r.nodeid, r.record.started_at) for r in controller.aggregator.attempts}  # a run's start is its own
-        return unreported_results(
-            entries, stop_reason(session), recorded=lambda r: (r.nodeid, r.record.started_at) in runs
-        )
+        # an xdist worker (no ``recorded``) cannot tell whether a result pytest had been handed at Ctrl-C was reported
+        return unreported_results(entries, stop_reason(session), recorded=self._recorded)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

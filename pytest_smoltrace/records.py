@@ -7,60 +7,7 @@ exporters all import; this module re-exports them under the name users' conftest
 
 from __future__ import annotations
 
-from smoltrace_export.records import (
-    AGENT_TYPES,
-    CANCELLED,
-    DIFFICULTIES,
-    KEYWORD_MODES,
-    SCHEMA_VERSION,
-    STOP_REASONS,
-    TASK_AGENT_TYPES,
-    UNFINISHED_ERROR_TYPES,
-    WORKER_CRASHED,
-    AgentType,
-    Check,
-    Difficulty,
-    ItemResult,
-    KeywordMode,
-    Outcome,
-    RetryEvent,
-    RunRecord,
-    StepInfo,
-    StepKind,
-    StopReason,
-    Task,
-    TaskAgentType,
-    ToolCall,
-    Verdict,
-    excerpt,
-    jsonable,
-)
+from smoltrace_export import records as _source
+from smoltrace_export.records import *  # noqa: F403  (every public name, as listed by the source's __all__)
 
-__all__ = [
-    "AGENT_TYPES",
-    "CANCELLED",
-    "DIFFICULTIES",
-    "KEYWORD_MODES",
-    "SCHEMA_VERSION",
-    "STOP_REASONS",
-    "TASK_AGENT_TYPES",
-    "UNFINISHED_ERROR_TYPES",
-    "WORKER_CRASHED",
-    "AgentType",
-    "Check",
-    "Difficulty",
-    "ItemResult",
-    "KeywordMode",
-    "Outcome",
-    "RetryEvent",
-    "RunRecord",
-    "StepInfo",
-    "StepKind",
-    "StopReason",
-    "Task",
-    "TaskAgentType",
-    "ToolCall",
-    "Verdict",
-    "excerpt",
-    "jsonable",
-]
+__all__ = list(_source.__all__)

@@ -158,6 +158,7 @@ def _start_roles(
             toolbox=active.toolbox,
             budget=budget,
             deliver=controller.receive if controller is not None else _to_workeroutput(config),
+            recorded=controller.recorded if controller is not None else None,
         )
         install_item_runner(config, active.executor)
         config.pluginmanager.register(active.executor, EXECUTOR_NAME)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import astguard
 from .models import ModelSpec, get_model
-from .records import AgentType, RunRecord, StepInfo, StepKind, StopReason, excerpt
+from .records import CANCELLED, AgentType, RunRecord, StepInfo, StepKind, StopReason, excerpt
 from .retry import CURRENT_LOG, RetryLog
 from .telemetry.usage import CURRENT_USAGE, UsageLog
 
@@ -451,7 +451,7 @@ def run_task(
         error = "cancelled: the session stopped before this run finished"
         if not finished:
             error += f" (its step in flight did not end within {CANCEL_GRACE_S:g} s: that model call is not counted)"
-        stop_reason, error_type = "error", "Cancelled"
+        stop_reason, error_type = "error", CANCELLED
     elif not finished:
         stop_reason, error, error_type = "timeout", f"item exceeded its {cfg.timeout_s:g} s limit", "Timeout"
     elif steps.problem is not None:  # before the agent's own error: the guard's interrupt is a consequence of it

@@ -117,8 +117,8 @@ def test_ctrl_c_while_x_waits_for_the_runs_started_ahead_stops_them_and_keeps_th
 ) -> None:
     tasks, scripts = tasks_and_scripts(4)
     scripts["[k-t0]"] = {"tool": [{"final_answer": "no idea"}]}  # fails at once: -x stops the session
-    for i in range(1, 4):  # started ahead, each 3 slow steps: -x waits for them, and Ctrl-C cuts that short
-        scripts[f"[k-t{i}]"] = {"tool": [{**WEATHER_TOOL, "delay": 1.0}] * 2 + [{"final_answer": "20", "delay": 1.0}]}
+    for i in range(1, 4):  # started ahead, each 6 slow steps: -x waits for them, and Ctrl-C cuts that short
+        scripts[f"[k-t{i}]"] = {"tool": [{**WEATHER_TOOL, "delay": 1.0}] * 5 + [{"final_answer": "20", "delay": 1.0}]}
     for key, script in scripts.items():
         server.add_script(key, script)
     (pytester.path / "tasks.json").write_text(json.dumps(tasks))
@@ -140,7 +140,8 @@ def test_ctrl_c_while_x_waits_for_the_runs_started_ahead_stops_them_and_keeps_th
     rows = assert_spend_recorded(pytester.path / "smoltrace_results" / "x", served_when_idle(server))
     ahead = [r for r in rows if r["task_id"] != "t0"]
     assert len(ahead) == 3 and all(r["error_type"] == "Cancelled" for r in ahead), output[-3000:]
-    assert all(1 <= r["steps"] < 3 and r["total_tokens"] > 0 for r in ahead)  # stopped after their step in flight
+    # stopped after their step in flight (a loaded machine may let a run take one or two more steps before the signal)
+    assert all(1 <= r["steps"] < 6 and r["total_tokens"] > 0 for r in ahead)
 
 
 def test_a_model_call_longer_than_the_grace_is_not_waited_for_and_the_row_says_so(
