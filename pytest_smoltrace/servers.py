@@ -23,12 +23,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def is_local(model: str | None) -> bool:
-    from .localmodel import is_local as _is_local
-
-    return _is_local(model)
-
-
 class ModelServers:
     """The servers this process started; :meth:`close` stops them."""
 
@@ -41,6 +35,8 @@ class ModelServers:
 
         ``local``: the local model's server another process already started (an xdist worker's controller's).
         A local model that cannot start is a usage error; ``--collect-only`` starts none."""
+        from .localmodel import is_local
+
         model = settings.model
         if model == SCRIPTED_MODEL:
             return self._start_scripted()
