@@ -293,6 +293,14 @@ class RunRecord:
     #: 0-based attempt of this item in the run directory: reruns (pytest-rerunfailures) and the re-run of an attempt
     #: that did not finish (``--smoltrace-resume``) count up. Not ``repeat`` (``--smoltrace-repeats``).
     attempt: int = 0
+    #: The model's name in this session (``--smoltrace-models`` label, or the label made for one of several
+    #: ``--smoltrace-model`` values); ``None`` for a session's only, unnamed model. ``model`` stays the model id.
+    model_label: str | None = None
+
+    @property
+    def model_name(self) -> str:
+        """What results are grouped and compared by: the model's label, else its id."""
+        return self.model_label or self.model
 
     @property
     def total_tokens(self) -> int | None:
@@ -348,6 +356,7 @@ class RunRecord:
             cache_creation_input_tokens=data.get("cache_creation_input_tokens"),
             reasoning_tokens=data.get("reasoning_tokens"),
             attempt=int(data.get("attempt") or 0),
+            model_label=data.get("model_label"),
         )
 
 

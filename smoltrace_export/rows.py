@@ -100,6 +100,7 @@ def result_row(result: ItemResult, *, first: bool | None = None, final: bool = T
         "tool_calls": [c.to_dict() for c in record.tool_calls],
         "error_type": record.error_type,
         "repeat": record.repeat,
+        "model_label": record.model_label,
         "attempt": record.attempt,
         "final_attempt": final,
         "schema_version": SCHEMA_VERSION,

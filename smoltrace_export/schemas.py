@@ -87,6 +87,11 @@ RESULTS_SCHEMA: dict[str, tuple[ColumnType, str]] = {
     "tool_calls": ("json", "Every executed tool call: `{name, arguments, result, error, duration_ms, started_at}`."),
     "error_type": ("string", "Class name of the error, if any."),
     "repeat": ("int64", "Repeat index of the item (`--smoltrace-repeats`; 0 = the first repeat)."),
+    "model_label": (
+        "string",
+        "The model's name in the session (--smoltrace-models label, or made for one of several --smoltrace-model "
+        "values); null for a session's only, unnamed model. Statistics group by it, else by `model`.",
+    ),
     "attempt": (
         "int64",
         "0-based attempt of the item: one row per attempt (pytest-rerunfailures reruns; the re-run of a cancelled "
