@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from .generation import Generation
+
 if TYPE_CHECKING:
     from smolagents import Model
 
@@ -48,6 +50,10 @@ class ModelSpec:
     rate_file: str | None = None
     #: ``InferenceClientModel(provider=…)`` for the ``inference`` provider.
     inference_provider: str | None = None
+    #: Sent with every model request (:func:`.generation.plan` says how, per provider).
+    generation: Generation = Generation()
+    #: The model's name in a session of several models (node ids, results' ``model_label``); None for a lone model.
+    name: str | None = None
 
     @property
     def label(self) -> str:

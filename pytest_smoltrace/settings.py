@@ -18,7 +18,8 @@ from .options import OPTIONS, OptionSpec, _raw_value
 class Settings:
     """Resolved option values for one session."""
 
-    model: str | None
+    model: tuple[str, ...]
+    models: Path | None
     provider: str
     hf_inference_provider: str | None
     api_base: str | None
@@ -36,6 +37,14 @@ class Settings:
     prompt_yml: Path | None
     additional_imports: tuple[str, ...]
     max_steps: int
+    repeats: int
+    temperature: float | None
+    top_p: float | None
+    top_k: int | None
+    max_tokens: int | None
+    seed: int | None
+    reasoning_effort: str | None
+    enable_thinking: bool | None
     timeout: float
     concurrency: int | None
     retries: int
@@ -52,6 +61,8 @@ class Settings:
     output_dir: Path
     private: bool
     run_id: str | None
+    baseline: str | None
+    fail_on_regression: bool
     resume: str | None
     resume_force: bool
 
@@ -105,7 +116,7 @@ def resolve(config: pytest.Config, overrides: dict[str, Any] | None = None) -> S
     if (values["price_input"] is None) != (values["price_output"] is None):
         raise pytest.UsageError("--smoltrace-price-input and --smoltrace-price-output go together (USD per 1M tokens)")
     invocation_dir = Path(config.invocation_params.dir)
-    for name in ("output_dir", "working_dir", "prompt_yml"):
+    for name in ("output_dir", "working_dir", "prompt_yml", "models"):
         if values[name] is not None:
             path = Path(values[name]).expanduser()
             values[name] = path if path.is_absolute() else invocation_dir / path
