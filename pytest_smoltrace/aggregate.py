@@ -17,12 +17,20 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from .gate import Standing
 from .identity import RunIdentity
 from .journal import TRACE_JOURNAL, Journal, read_results
+from .lineup import Contender
+from .models import ModelSpec
 from .records import SCHEMA_VERSION, ItemResult
 from .summary import CANCELLED, AgentSummary, group_attempts, summarize
 
 log = logging.getLogger(__name__)
+
+#: Written beside results.json at the end of the session (issue 13): the statistics per (model, agent type), and the
+#: comparisons with the baseline run and between the session's models (only when there are any).
+STATISTICS_FILE = "statistics.json"
+COMPARISON_FILE = "comparison.json"
 
 
 class Aggregator:
@@ -144,7 +152,7 @@ class Aggregator:
             if journal is not None:
                 journal.close()
 
-    def summaries(self, planned: dict[str, int]) -> list[AgentSummary]:
+    def summaries(self, planned: dict[tuple[str, str], int]) -> list[AgentSummary]:
         return summarize(self.attempts, planned)
 
 
@@ -244,33 +252,36 @@ def run_totals(summaries: list[AgentSummary]) -> dict[str, Any]:
     }
 
 
-def environment_shares(summaries: list[AgentSummary]) -> dict[str, float]:
-    """Each agent type's share of the run's energy: its attempts' share of the summed run time (by attempts when no
-    time was recorded). The shares sum to 1."""
+def environment_shares(summaries: list[AgentSummary]) -> dict[tuple[str, str], float]:
+    """Each (model, agent type)'s share of the run's energy: its attempts' share of the summed run time (by attempts
+    when no time was recorded). The shares sum to 1."""
     time_total = sum(s.total_duration_ms for s in summaries)
     if time_total > 0:
-        return {s.agent_type: s.total_duration_ms / time_total for s in summaries}
+        return {(s.model, s.agent_type): s.total_duration_ms / time_total for s in summaries}
     count = sum(s.attempts for s in summaries)
     if count > 0:
-        return {s.agent_type: s.attempts / count for s in summaries}
-    return {s.agent_type: 1.0 / len(summaries) for s in summaries}
+        return {(s.model, s.agent_type): s.attempts / count for s in summaries}
+    return {(s.model, s.agent_type): 1.0 / len(summaries) for s in summaries}
 
 
 def write_outputs(
     identity: RunIdentity,
     aggregator: Aggregator,
     *,
-    planned: dict[str, int],
+    planned: dict[tuple[str, str], int],
     samples: list[dict[str, Any]],
     resumed_from_settings: dict[str, Any] | None,
     loop_s: float | None,
     interrupted: bool,
     stop_reason: str | None = None,
+    standing: Standing | None = None,
 ) -> Path:
-    """Write the five files of the run directory (results, traces, metrics, leaderboard, metadata).
+    """Write the files of the run directory (results, traces, metrics, leaderboard, metadata; statistics and, when
+    there are any, comparisons).
 
-    ``planned``: items planned per agent type; ``samples``: every process's samples; ``loop_s``: how long pytest's run
-    loop took; ``stop_reason``: why pytest stopped early (``-x``'s "stopping after 1 failures", Ctrl-C), when it did."""
+    ``planned``: items planned per (model name, agent type); ``samples``: every process's samples; ``loop_s``: how
+    long pytest's run loop took; ``stop_reason``: why pytest stopped early (``-x``'s "stopping after 1 failures",
+    Ctrl-C), when it did; ``standing``: the statistics and comparisons (:mod:`.gate`)."""
     from smoltrace_export.json_sink import write_run_outputs
     from smoltrace_export.rows import RunContext, environment_from_metrics, leaderboard_row, result_rows
 
@@ -321,6 +332,7 @@ def write_outputs(
         "model": spec.label,
         "provider": spec.provider,
         "api_base": spec.api_base,
+        "models": [model_entry(identity, s, c) for s, c in zip(identity.specs, identity.contenders, strict=True)],
         "dataset": settings.dataset,
         "split": settings.split,
         "dataset_revision": settings.revision,
@@ -360,15 +372,29 @@ def write_outputs(
         "hardware": _hardware(),
     }
     shares = environment_shares(summaries) if summaries else {}
+    by_name = {spec.reported_name: spec for spec in identity.specs}
+    stats = {(row.model, row.agent_type): row for row in standing.statistics} if standing else {}
+
+    def model_ctx(summary: AgentSummary) -> RunContext:
+        own = by_name.get(summary.model)
+        if own is None or own == spec:
+            return ctx
+        return dataclasses.replace(
+            ctx, model=own.label, provider=own.provider, hardware_scope="model" if own.is_local_model else "runner"
+        )
+
     write_run_outputs(
         run_dir,
         results=result_rows(results),
         leaderboard=[
             leaderboard_row(
                 s,
-                ctx,
-                results=[r for r in results if r.record.agent_type == s.agent_type],
-                environment=ctx.environment.apportioned(shares[s.agent_type]) if s.agent_type in shares else None,
+                model_ctx(s),
+                results=results,
+                environment=ctx.environment.apportioned(shares[(s.model, s.agent_type)])
+                if (s.model, s.agent_type) in shares
+                else None,
+                statistics=stats.get((s.model, s.agent_type)),
             )
             for s in summaries
         ],
@@ -376,7 +402,36 @@ def write_outputs(
         traces=aggregator.trace_lines(),
         metrics=metrics,
     )
+    if standing is not None:
+        from smoltrace_export.comparison import write_comparison
+        from smoltrace_export.statistics import write_statistics
+
+        write_statistics(run_dir / STATISTICS_FILE, standing.statistics)
+        if standing.comparisons:
+            write_comparison(run_dir / COMPARISON_FILE, standing.comparisons)
     return run_dir
+
+
+def model_entry(identity: RunIdentity, spec: ModelSpec, contender: Contender) -> dict[str, Any]:
+    """One model of the run in metadata.json: how it was given and reached, its generation settings (requested,
+    applied, ignored and why) and its price."""
+    from .generation import plan
+    from .settings import redact_url
+
+    price = identity.price_of(spec)
+    return {
+        "model": spec.label,
+        "label": spec.name,
+        "given_as": contender.model,
+        "provider": spec.provider,
+        "api_base": redact_url(spec.api_base) if spec.api_base else None,
+        "generation": plan(spec.generation, spec).to_dict(),
+        "pricing": {
+            "source": price.source if price else "unknown",
+            "input_usd_per_1m": price.input_per_token * 1e6 if price else None,
+            "output_usd_per_1m": price.output_per_token * 1e6 if price else None,
+        },
+    }
 
 
 def publish(run_dir: Path, *, private: bool) -> tuple[bool, list[str]]:

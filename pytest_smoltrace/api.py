@@ -50,7 +50,7 @@ class RunSummary:
       ``output="none"``, or when pytest stopped before the plugin started).
     - ``exit_code``: pytest's exit code (0 all passed, 1 some item failed or errored, 2 interrupted, 4 usage error,
       5 nothing collected).
-    - ``agents``: one :class:`~pytest_smoltrace.summary.AgentSummary` per agent type that ran or was planned.
+    - ``agents``: one :class:`~pytest_smoltrace.summary.AgentSummary` per (model, agent type) that ran or was planned.
     - ``results``: every finished item's :class:`~pytest_smoltrace.records.ItemResult` (record + verdict), read back
       from the run directory's ``journal.jsonl`` (from memory when no directory was written).
     """
@@ -66,9 +66,10 @@ class RunSummary:
         """Every item passed (pytest exit code 0)."""
         return self.exit_code == 0
 
-    def agent(self, agent_type: str) -> AgentSummary | None:
-        """The summary of ``"tool"`` or ``"code"`` agents, if any ran."""
-        return next((a for a in self.agents if a.agent_type == agent_type), None)
+    def agent(self, agent_type: str, model: str | None = None) -> AgentSummary | None:
+        """The summary of ``"tool"`` or ``"code"`` agents (of ``model``, by its label or id: the first model's by
+        default), if any ran."""
+        return next((a for a in self.agents if a.agent_type == agent_type and model in (None, a.model)), None)
 
     def verdicts(self) -> dict[str, str]:
         """``{node id: "passed" | "failed" | "error"}`` for every finished item."""
@@ -197,13 +198,14 @@ def run_pytest(args: Sequence[str], plugins: Sequence[object] = ()) -> RunSummar
 
 
 def run(
-    model: str,
+    model: str | Sequence[str],
     *,
     pytest_args: Sequence[str] = (),
     plugins: Sequence[object] = (),
     **options: Any,
 ) -> RunSummary:
-    """Benchmark ``model`` in-process, exactly as ``pytest --smoltrace-model MODEL …`` would, and return the results.
+    """Benchmark ``model`` in-process, exactly as ``pytest --smoltrace-model MODEL …`` would, and return the results
+    (a list of models: several in one session, as a repeated ``--smoltrace-model``).
 
     ``options`` are the plugin's options by name (``agent_type="tool"``, ``dataset="tasks.jsonl"``,
     ``api_base=…``, ``max_steps=8``, ``tools=["read_file"]``, ``otlp=True``, ``gpu_metrics=False``, …); ``None``

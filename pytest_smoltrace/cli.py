@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 from .options import OPTIONS, OPTIONS_BY_NAME, OptionSpec
 
-__all__ = ["OWN_FLAGS", "UNSUPPORTED", "CliError", "Invocation", "main", "mapping_rows", "parse", "translate"]
+__all__ = ["NOTES", "OWN_FLAGS", "UNSUPPORTED", "CliError", "Invocation", "main", "mapping_rows", "parse", "translate"]
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,6 @@ OWN_FLAGS: tuple[OwnFlag, ...] = (
 )
 OWN_BY_FLAG = {own.flag: own for own in OWN_FLAGS}
 
-_GENERATION = "generation settings are not applied by pytest-smoltrace yet (the provider's defaults are used)"
 _LABELS = "leaderboard labels have no option yet (their leaderboard columns stay null)"
 _OPENSEARCH = "OpenSearch export is not supported; use --output-format json (then load the run directory) or hub"
 
@@ -101,12 +100,6 @@ _OPENSEARCH = "OpenSearch export is not supported; use --output-format json (the
 #: from then on (the option table wins over this list).
 UNSUPPORTED: dict[str, str] = {
     "--model-args": "task variables (smolagents additional_args) are not supported; put the values in the prompt",
-    "--temperature": _GENERATION,
-    "--top-p": _GENERATION,
-    "--top-k": _GENERATION,
-    "--max-new-tokens": _GENERATION,
-    "--reasoning-effort": _GENERATION,
-    "--enable-thinking": _GENERATION,
     "--mcp-transport": "the transport follows the URL: one ending in /sse uses SSE, anything else streamable HTTP",
     "--trust-remote-code": "remote model code (transformers trust_remote_code) is never executed",
     "--allow-test-fallback": "a dataset that cannot be loaded is an error, never silently replaced; "
@@ -161,6 +154,20 @@ DIFFERENT_DEFAULTS: dict[str, tuple[str, str | None, str]] = {
         "private for hub output unless --public",
         "the leaderboard is private too",
     ),
+}
+
+
+_PER_PROVIDER = "per provider (or skipped with a warning that says why): docs/generation.md"
+
+#: Notes on supported flags, by option name (the mapping's third column).
+NOTES: dict[str, str] = {
+    "temperature": "0 is greedy decoding; " + _PER_PROVIDER,
+    "top-p": _PER_PROVIDER,
+    "top-k": "native OpenAI has none; " + _PER_PROVIDER,
+    "max-tokens": "sent as max_tokens, max_completion_tokens, num_predict or max_new_tokens; " + _PER_PROVIDER,
+    "seed": "not in SMOLTRACE; " + _PER_PROVIDER,
+    "reasoning-effort": _PER_PROVIDER,
+    "enable-thinking": "true or false; " + _PER_PROVIDER,
 }
 
 
@@ -407,7 +414,7 @@ def mapping_rows() -> list[MappingRow]:
         if flag in OWN_BY_FLAG:
             continue
         section = "smoltrace" if spec.smoltrace_flag else "extension"
-        note = ""
+        note = NOTES.get(spec.name, "")
         if spec.name in DIFFERENT_DEFAULTS:
             theirs, ours, why = DIFFERENT_DEFAULTS[spec.name]
             note = f"default: {ours or _default_text(spec.default)} (SMOLTRACE: {theirs}); {why}"

@@ -25,6 +25,7 @@ from .transport import attach_result
 
 if TYPE_CHECKING:
     from .concurrency import RunAhead
+    from .models import ModelSpec
 
 FIXED_MARKERS = {
     "smoltrace": "a pytest-smoltrace benchmark item",
@@ -78,13 +79,16 @@ def category_marker(category: str) -> str:
 
 
 class TaskItem(pytest.Item):
-    """One task run by one agent type. The agent runs in ``setup`` (errors there are error outcomes);
-    ``runtest`` applies the verdict."""
+    """One attempt at one task by one agent type with one model (a repeat of its own with ``--smoltrace-repeats``).
+    The agent runs in ``setup`` (errors there are error outcomes); ``runtest`` applies the verdict."""
 
-    def __init__(self, *, task: Task, agent_type: AgentType, **kwargs: Any) -> None:
+    def __init__(self, *, task: Task, agent_type: AgentType, spec: ModelSpec, repeat: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.task = task
         self.agent_type = agent_type
+        #: The model this item runs (one of the session's; its label is a node-id level when there are several).
+        self.spec = spec
+        self.repeat = repeat
         # ``smoltrace`` and the agent type are on the parent collector (markers are inherited); here only the task's own
         if task.difficulty:
             self.add_marker(_marker(self.config, task.difficulty))
@@ -134,7 +138,10 @@ class TaskItem(pytest.Item):
         return super()._repr_failure_py(excinfo, style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"smoltrace {self.agent_type} agent: task {self.task.id}"
+        about = f"smoltrace {self.agent_type} agent: task {self.task.id}"
+        if self.spec.name:
+            about += f", model {self.spec.name}"
+        return self.path, None, about + (f", repeat {self.repeat}" if self.nodeid.endswith("]") else "")
 
 
 def _is_deadline(exc: BaseException) -> bool:
@@ -142,30 +149,76 @@ def _is_deadline(exc: BaseException) -> bool:
 
 
 class AgentTypeCollector(pytest.Collector):
-    """The items of one agent type within a source: node ids ``<source>::<agent_type>::<task id>``."""
+    """The items of one agent type within a source (and model): node ids ``<source>::<agent_type>::<task id>``, with
+    ``[repeat-I]`` after the task id when each task is repeated."""
 
-    def __init__(self, *, pairs: list[Task], **kwargs: Any) -> None:
+    def __init__(self, *, pairs: list[Task], spec: ModelSpec, repeats: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tasks = pairs
+        self.spec = spec
+        self.repeats = repeats
         for name in ("smoltrace", self.name):  # inherited by every item below (``-m smoltrace``, ``-m code``)
             self.add_marker(_marker(self.config, name))
-        if self.config.stash[IDENTITY_KEY].spec.is_local_model:  # --dist loadgroup keeps a local model on one worker
+        if spec.is_local_model:  # --dist loadgroup keeps a local model on one worker
             self.add_marker(pytest.mark.xdist_group("smoltrace-local-model"))
 
     def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
         agent_type: AgentType = "tool" if self.name == "tool" else "code"  # the collector is named after it
-        return [TaskItem.from_parent(self, name=task.id, task=task, agent_type=agent_type) for task in self.tasks]
+        return [
+            TaskItem.from_parent(
+                self,
+                name=item_name(task.id, r, self.repeats),
+                task=task,
+                agent_type=agent_type,
+                spec=self.spec,
+                repeat=r,
+            )
+            for task in self.tasks
+            for r in range(self.repeats)
+        ]
 
 
-def make_groups(parent: pytest.Collector, tasks: Iterable[Task], settings: Settings) -> list[AgentTypeCollector]:
-    """One collector per agent type (tool first), each holding its tasks in source order."""
+class ModelCollector(pytest.Collector):
+    """The items of one model of several, named by its label: ``<source>::<label>::<agent_type>::<task id>``
+    (``-k <label>`` selects them)."""
+
+    def __init__(self, *, spec: ModelSpec, by_agent: dict[str, list[Task]], repeats: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.by_agent = by_agent
+        self.repeats = repeats
+
+    def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
+        return _agent_collectors(self, self.by_agent, self.spec, self.repeats)
+
+
+def item_name(task_id: str, repeat: int, repeats: int) -> str:
+    """An item's name: the task id, and ``[repeat-I]`` when tasks are repeated (one repeat: the id alone)."""
+    return task_id if repeats == 1 else f"{task_id}[repeat-{repeat}]"
+
+
+def _agent_collectors(
+    parent: pytest.Collector, by_agent: dict[str, list[Task]], spec: ModelSpec, repeats: int
+) -> list[AgentTypeCollector]:
+    return [
+        AgentTypeCollector.from_parent(parent, name=agent, pairs=by_agent[agent], spec=spec, repeats=repeats)
+        for agent in AGENT_TYPES
+        if agent in by_agent
+    ]
+
+
+def make_groups(parent: pytest.Collector, tasks: Iterable[Task], identity: RunIdentity) -> list[pytest.Collector]:
+    """One collector per agent type (tool first), each holding its tasks in source order; with several models one
+    collector per model (in the order given) above them."""
+    settings = identity.settings
     by_agent: dict[str, list[Task]] = {}
     for task, agent_type in select(tasks, difficulty=settings.difficulty, agent_type=settings.agent_type):  # type: ignore[arg-type]
         by_agent.setdefault(agent_type, []).append(task)
+    if not identity.labelled:
+        return list(_agent_collectors(parent, by_agent, identity.spec, settings.repeats))
     return [
-        AgentTypeCollector.from_parent(parent, name=agent, pairs=by_agent[agent])
-        for agent in AGENT_TYPES
-        if agent in by_agent
+        ModelCollector.from_parent(parent, name=str(spec.name), spec=spec, by_agent=by_agent, repeats=settings.repeats)
+        for spec in identity.specs
     ]
 
 
@@ -187,7 +240,7 @@ class TaskSourceCollector(pytest.Collector):
             )
         except TaskError as exc:
             raise self.CollectError(f"smoltrace task source: {exc}") from None
-        return list(make_groups(self, source.tasks, settings))
+        return make_groups(self, source.tasks, self.config.stash[IDENTITY_KEY])
 
 
 class ConftestTasksCollector(pytest.Collector):
@@ -201,7 +254,7 @@ class ConftestTasksCollector(pytest.Collector):
             tasks = tasks_from_objects(objects, source="conftest")
         except TaskError as exc:
             raise self.CollectError(f"smoltrace task source: {exc}") from None
-        return list(make_groups(self, tasks, self.config.stash[IDENTITY_KEY].settings))
+        return make_groups(self, tasks, self.config.stash[IDENTITY_KEY])
 
 
 class TaskFile(pytest.File):
@@ -213,17 +266,41 @@ class TaskFile(pytest.File):
             tasks = load_file(self.path, split=settings.split, label=self.nodeid)
         except TaskError as exc:
             raise self.CollectError(f"smoltrace task file: {exc}") from None
-        return list(make_groups(self, tasks, settings))
+        return make_groups(self, tasks, self.config.stash[IDENTITY_KEY])
 
 
-def parse_nodeid(nodeid: str) -> tuple[str, AgentType, str] | None:
-    """``(source, agent type, task id)`` of a task item's node id (``<source>::<agent_type>::<id>``, the source
-    without the ``smoltrace/`` prefix of dataset and conftest items), or None for any other node id."""
+@dataclasses.dataclass(frozen=True)
+class NodeRef:
+    """What a task item's node id names."""
+
+    source: str
+    agent_type: AgentType
+    task_id: str
+    repeat: int = 0
+    #: The model's label (a session of several models), else None.
+    label: str | None = None
+
+
+_REPEAT_RE = re.compile(r"^(?P<task>.+)\[repeat-(?P<repeat>\d+)\]$")
+
+
+def parse_nodeid(nodeid: str, labels: Iterable[str] = ()) -> NodeRef | None:
+    """What a task item's node id (``<source>[::<label>]::<agent_type>::<id>[[repeat-I]]``) names, the source without
+    the ``smoltrace/`` prefix of dataset and conftest items; None for any other node id. ``labels``: the session's
+    model labels (a label level is recognised only among them)."""
     parts = nodeid.split("::")
     if len(parts) < 3 or parts[-2] not in AGENT_TYPES:
         return None
     agent_type: AgentType = "tool" if parts[-2] == "tool" else "code"
-    return "::".join(parts[:-2]).removeprefix("smoltrace/"), agent_type, parts[-1]
+    name, repeat = parts[-1], 0
+    match = _REPEAT_RE.match(name)
+    if match:
+        name, repeat = match["task"], int(match["repeat"])
+    label = None
+    head = parts[:-2]
+    if len(head) >= 2 and head[-1] in set(labels):
+        label = head.pop()
+    return NodeRef("::".join(head).removeprefix("smoltrace/"), agent_type, name, repeat, label)
 
 
 def is_task_file(file_path: Path) -> bool:
@@ -307,16 +384,17 @@ def _unrun_result(
 
     from .records import Verdict
 
-    parsed = parse_nodeid(nodeid)
+    parsed = parse_nodeid(nodeid, identity.labels)
     if parsed is None:
         return None
-    source, agent_type, task_id = parsed
-    spec = identity.spec
+    spec = identity.spec_for(parsed.label)
     record = RunRecord(
-        task_id=task_id,
-        agent_type=agent_type,
-        source=source,
+        task_id=parsed.task_id,
+        agent_type=parsed.agent_type,
+        source=parsed.source,
+        repeat=parsed.repeat,
         model=spec.label,
+        model_label=spec.name,
         provider=spec.provider,
         run_id=identity.run_id,
         response=None,

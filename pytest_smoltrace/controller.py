@@ -11,12 +11,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .collect import TaskItem, crash_result, parse_nodeid
+from .gate import Baseline, Standing
 from .identity import RunIdentity
 from .transport import ProcessReport, attach_result, report_payload, result_from_payload
 
@@ -34,14 +35,19 @@ class ControllerPlugin:
         aggregator: Aggregator,
         *,
         resumed_from_settings: dict[str, Any] | None = None,
+        baseline: Baseline | None = None,
     ) -> None:
         self.identity = identity
         self.aggregator = aggregator
+        #: ``--smoltrace-baseline``'s outcomes (read at the start), compared with this run's at the end.
+        self.baseline = baseline
+        #: The run's statistics and comparisons, computed once at the end of the session.
+        self.standing: Standing | None = None
         #: ``--smoltrace-resume-force`` over other settings: the resumed run's settings, where they were read and what
         #: differs (``{"source", "settings", "differences"}``) — for metadata.json; None when nothing differed.
         self.resumed_from_settings = resumed_from_settings
-        #: Items planned per agent type: those selected now plus those finished before a resume.
-        self.planned: dict[str, int] = {}
+        #: Items planned per (model name, agent type): those selected now plus those finished before a resume.
+        self.planned: dict[tuple[str, str], int] = {}
         #: Samples of every process of the run that ran items.
         self.samples: list[dict[str, Any]] = []
         #: OTLP export reports (``OtlpReport.to_dict()``) of every process that exported.
@@ -67,10 +73,13 @@ class ControllerPlugin:
             for r in self.aggregator.attempts
         )
 
-    def set_planned(self, agent_types: Iterable[str]) -> None:
-        counts = Counter(agent_types)
+    def set_planned(self, groups: Iterable[tuple[str, str]]) -> None:
+        """Items planned per (model name, agent type): those collected, and those a resumed run had finished."""
+        counts = Counter(groups)
         done = self.identity.done
-        counts.update(r.record.agent_type for r in self.aggregator.results.values() if r.nodeid in done)
+        counts.update(
+            (r.record.model_name, r.record.agent_type) for r in self.aggregator.results.values() if r.nodeid in done
+        )
         self.planned = dict(counts)
 
     # -- collection and the xdist controller's hooks -----------------------------------------------------------------
@@ -82,12 +91,15 @@ class ControllerPlugin:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """The only process collected the items itself (an xdist controller collects none)."""
-        self.set_planned(i.agent_type for i in session.items if isinstance(i, TaskItem))
+        self.set_planned((i.spec.reported_name, i.agent_type) for i in session.items if isinstance(i, TaskItem))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         if not self.planned:  # every worker collects every item: the first one's ids are the plan
-            self.set_planned(parsed[1] for parsed in map(parse_nodeid, ids) if parsed is not None)
+            refs = [parse_nodeid(i, self.identity.labels) for i in ids]
+            self.set_planned(
+                (self.identity.spec_for(r.label).reported_name, r.agent_type) for r in refs if r is not None
+            )
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -144,7 +156,13 @@ class ControllerPlugin:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """After every executor handed its part over (theirs run first): write the run directory, publish."""
         aggregator = self.aggregator
-        if aggregator.run_dir is None or session.config.option.collectonly:
+        if session.config.option.collectonly:
+            return
+        from .gate import gated_exit_status, standing
+
+        self.standing = standing(aggregator.attempts, self.baseline, models=len(self.identity.specs))
+        session.exitstatus = gated_exit_status(int(session.exitstatus), self.standing, self.identity.settings)
+        if aggregator.run_dir is None:
             return
         from .aggregate import publish, write_outputs
         from .report import stop_reason
@@ -164,6 +182,7 @@ class ControllerPlugin:
             loop_s=loop_s,
             interrupted=interrupted,
             stop_reason=stop_reason(session),
+            standing=self.standing,
         )
         if self.identity.settings.output == "hub":
             published, lines = publish(run_dir, private=self.identity.settings.private)
@@ -178,8 +197,14 @@ class ControllerPlugin:
         from .summary import summarize
 
         summaries = summarize(self.aggregator.attempts, self.planned)
+        statistics: Sequence[tuple[str, bool]] = ()
+        if self.standing is not None:
+            from .gate import summary_lines
+
+            settings = self.identity.settings
+            statistics = summary_lines(self.standing, repeats=settings.repeats, gate=settings.fail_on_regression)
         if summaries:
-            write_summary(terminalreporter, summaries, self.aggregator.run_dir)
+            write_summary(terminalreporter, summaries, self.aggregator.run_dir, statistics)
         for line in self.publish_lines:
             terminalreporter.write_line(line, red=line.startswith("Publishing"))
         if self.otlp_reports:

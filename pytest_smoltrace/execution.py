@@ -32,12 +32,14 @@ def run_and_judge(
     otlp: bool = False,
     budget: Budget | None = None,
     cancel: threading.Event | None = None,
+    repeat: int = 0,
 ) -> ItemResult:
     """Run ``task`` with a fresh ``agent_type`` agent and judge it; the root span covers the run and the verdict.
 
     ``price`` prices the run (``cost_usd``, and the LLM spans' cost attributes; None: cost unknown); ``judges`` is the
     ``pytest_smoltrace_judge`` hook caller; ``budget`` (``--smoltrace-max-cost``) is charged with the run's cost;
-    ``cancel`` asks the agent to stop at its next step. Agent, model and tool failures never raise: they are the
+    ``cancel`` asks the agent to stop at its next step; ``repeat`` is the item's repeat index.
+    Agent, model and tool failures never raise: they are the
     record's error and an error verdict."""
     from .judge import judge, user_checks
     from .runner import run_task
@@ -53,12 +55,17 @@ def run_and_judge(
         provider=spec.provider,
         run_id=cfg.run_id,
         task=task.to_dict(),
+        repeat=repeat,
     )
     with tracing.item_trace(f"{agent_type} {task.id}", attributes, model=spec.model_id, price=price) as trace:
         record = run_task(task, agent_type, cfg, nodeid=nodeid, cancel=cancel)
         trace.set_output(record.response if record.response is not None else record.error)
         record = dataclasses.replace(
-            record, trace_id=trace.trace_id, span_id=trace.span_id, cost_usd=cost.record_cost_usd(price, record)
+            record,
+            trace_id=trace.trace_id,
+            span_id=trace.span_id,
+            cost_usd=cost.record_cost_usd(price, record),
+            repeat=repeat,
         )
         verdict = judge(task, record, extra_checks=user_checks(judges, task, record))
         trace.add_verdict(verdict)

@@ -8,6 +8,7 @@ controller once, when the process ends (:class:`~.transport.ProcessReport`). Lik
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -101,26 +102,33 @@ class ExecutorPlugin:
         from .execution import run_and_judge
 
         identity = self.identity
+        cfg = (
+            self.run_config
+            if item.spec == self.run_config.spec
+            else dataclasses.replace(self.run_config, spec=item.spec)
+        )
         return run_and_judge(
             item.task,
             item.agent_type,
-            self.run_config,
+            cfg,
             nodeid=item.nodeid,
-            price=identity.price,
+            price=identity.price_of(item.spec),
             judges=item.ihook.pytest_smoltrace_judge,
             otlp=identity.settings.otlp,
             budget=self.budget,
             cancel=cancel,
+            repeat=item.repeat,
         )
 
     def warm_up(self) -> None:
-        """Build this process's model object now; a failure is left for the items to report as their error."""
+        """Build this process's model objects now; a failure is left for the items to report as their error."""
         from .models import get_model
 
-        try:
-            get_model(self.identity.spec)
-        except Exception:  # each item reports the same error as its own error outcome
-            log.debug("building the model failed; items will report it", exc_info=True)
+        for spec in self.identity.specs:
+            try:
+                get_model(spec)
+            except Exception:  # each item reports the same error as its own error outcome
+                log.debug("building the model %s failed; its items will report it", spec.label, exc_info=True)
 
     # -- collection --------------------------------------------------------------------------------------------------
 

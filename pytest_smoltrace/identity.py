@@ -12,12 +12,12 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .lineup import Contender
 from .models import ModelSpec
 from .settings import Settings
 
@@ -49,10 +49,9 @@ class Endpoint:
     api_base: str | None
 
 
-def model_spec(settings: Settings, run_id: str, endpoint: Endpoint | None = None) -> ModelSpec:
-    """The model spec of the run: the options, or the endpoint of a server this run started."""
-    assert settings.model is not None
-    model_id, provider, api_base = settings.model, settings.provider, settings.api_base
+def model_spec(settings: Settings, run_id: str, contender: Contender, endpoint: Endpoint | None = None) -> ModelSpec:
+    """The model spec of one contender: as given, or at the endpoint of a server this run started."""
+    model_id, provider, api_base = contender.model, contender.provider, contender.api_base
     if endpoint is not None:
         model_id, provider, api_base = endpoint.model_id, endpoint.provider, endpoint.api_base
     return ModelSpec(
@@ -63,7 +62,9 @@ def model_spec(settings: Settings, run_id: str, endpoint: Endpoint | None = None
         retries=settings.retries,
         max_rpm=settings.max_rpm,
         rate_file=str(Path(tempfile.gettempdir()) / f"smoltrace-{run_id}.rate"),
-        inference_provider=settings.hf_inference_provider,
+        inference_provider=contender.hf_inference_provider,
+        generation=contender.generation,
+        name=contender.label,
     )
 
 
@@ -71,13 +72,37 @@ def model_spec(settings: Settings, run_id: str, endpoint: Endpoint | None = None
 class RunIdentity:
     settings: Settings
     run_id: str
-    spec: ModelSpec
+    #: The session's models (:mod:`.lineup`), and the spec each is built from, in the same order.
+    contenders: tuple[Contender, ...]
+    specs: tuple[ModelSpec, ...]
     #: Node ids already finished in the journal of the run being resumed (these items are deselected).
     done: frozenset[str] = frozenset()
     #: The local model's server (``--smoltrace-model local``): reached by every process of the run.
     local: Endpoint | None = None
     #: When the session started (the controller's clock; a worker's own start otherwise).
     started_at: float = 0.0
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The first model's spec (the only one in a session of one model)."""
+        return self.specs[0]
+
+    @property
+    def labelled(self) -> bool:
+        """Several models: each model's items sit under its label in the node ids."""
+        return len(self.specs) > 1
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The models' labels in a session of several models (empty for one model)."""
+        return tuple(str(spec.name) for spec in self.specs) if self.labelled else ()
+
+    def spec_for(self, label: str | None) -> ModelSpec:
+        """The spec of the model with this label (None: the only model)."""
+        for spec in self.specs:
+            if spec.name == label:
+                return spec
+        return self.spec
 
     @property
     def run_dir(self) -> Path:
@@ -88,28 +113,40 @@ class RunIdentity:
         return self.settings.output in ("json", "hub")
 
     @property
+    def has_local_model(self) -> bool:
+        return any(spec.is_local_model for spec in self.specs)
+
+    @property
     def concurrency(self) -> int:
-        """Runs in flight per process: the option, else 1 for local models and 8 for API models."""
+        """Runs in flight per process: the option, else 1 when a model runs on this machine and 8 for API models."""
         if self.settings.concurrency is not None:
             return self.settings.concurrency
-        return 1 if self.spec.is_local_model else DEFAULT_API_CONCURRENCY
+        return 1 if self.has_local_model else DEFAULT_API_CONCURRENCY
 
     @property
     def gpu_metrics(self) -> bool:
         """NVML sampling: the option, else on for models that run on this machine."""
         if self.settings.gpu_metrics is not None:
             return self.settings.gpu_metrics
-        return self.spec.is_local_model
+        return self.has_local_model
 
-    @cached_property
+    @property
     def price(self) -> Price | None:
-        """The model's price (custom, else litellm's bundled map), or None when unknown: cost is then null.
+        """The first model's price."""
+        return self.price_of(self.spec)
 
-        Resolved on first use (it imports litellm's price map)."""
-        from .telemetry.cost import price_for
+    def price_of(self, spec: ModelSpec) -> Price | None:
+        """A model's price (its own or the session's custom prices, else litellm's bundled map), or None when unknown:
+        cost is then null. Resolved on first use (it imports litellm's price map), once per model."""
+        cache: dict[ModelSpec, Price | None] = self.__dict__.setdefault("_prices", {})
+        if spec not in cache:
+            from .telemetry.cost import price_for
 
-        s = self.settings
-        return price_for(self.spec.model_id, price_input_per_m=s.price_input, price_output_per_m=s.price_output)
+            contender = self.contenders[self.specs.index(spec)] if spec in self.specs else None
+            p_in = contender.price_input if contender else self.settings.price_input
+            p_out = contender.price_output if contender else self.settings.price_output
+            cache[spec] = price_for(spec.model_id, price_input_per_m=p_in, price_output_per_m=p_out)
+        return cache[spec]
 
     def to_workerinput(self, workerinput: dict[str, Any]) -> None:
         """What an xdist worker must agree on with the controller: the run id, the items done, the local server."""

@@ -6,19 +6,19 @@ Heavy imports (smolagents, litellm, transformers) happen inside :func:`build_mod
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import ipaddress
 import logging
 import os
-import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from .generation import Generation
+from .generation import Generation, plan
+from .litellm_client import prepare_litellm, release_litellm_clients
+
+__all__ = ["ModelConfigError", "ModelSpec", "build_model", "get_model", "prepare_litellm", "release_litellm_clients"]
 
 if TYPE_CHECKING:
     from smolagents import Model
@@ -51,7 +51,7 @@ class ModelSpec:
     #: ``InferenceClientModel(provider=…)`` for the ``inference`` provider.
     inference_provider: str | None = None
     #: Sent with every model request (:func:`.generation.plan` says how, per provider).
-    generation: Generation = Generation()
+    generation: Generation = field(default_factory=Generation)
     #: The model's name in a session of several models (node ids, results' ``model_label``); None for a lone model.
     name: str | None = None
 
@@ -59,6 +59,11 @@ class ModelSpec:
     def label(self) -> str:
         """The model id as reported in results."""
         return self.model_id
+
+    @property
+    def reported_name(self) -> str:
+        """What results group this model's items by (``RunRecord.model_name``): its label, else its model id."""
+        return self.name or self.label
 
     @property
     def is_local_model(self) -> bool:
@@ -77,54 +82,6 @@ def is_loopback(url: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def prepare_litellm() -> None:
-    """Keep litellm offline and quiet; must run before the first ``import litellm``.
-
-    Also arranges for litellm's async HTTP clients to be released at exit (:func:`release_litellm_clients`)."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
-
-    litellm.suppress_debug_info = True
-    global _release_registered
-    with _release_lock:
-        if not _release_registered:
-            atexit.register(release_litellm_clients)
-            _release_registered = True
-
-
-_release_registered = False
-_release_lock = threading.Lock()
-
-
-def release_litellm_clients() -> None:
-    """Close litellm's async HTTP clients while the interpreter is still whole (registered with ``atexit``).
-
-    litellm keeps async clients (one at module level, more in its client cache) even when only its sync API is
-    used. Left to the garbage collector at interpreter exit, their ``__del__`` imports a module while the import
-    system is being torn down — after a Ctrl-C, with an abandoned agent thread still alive, the process then hung
-    in ``importlib._get_module_lock`` until a second Ctrl-C. Here they are closed explicitly (litellm's own
-    ``close_litellm_async_clients``) and marked as no longer owning their clients, so their ``__del__`` has
-    nothing left to do.
-    """
-    litellm = sys.modules.get("litellm")
-    if litellm is None:
-        return
-    try:
-        from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
-        from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
-    except ImportError:  # pragma: no cover - litellm without these modules: nothing of ours to release
-        return
-    try:
-        asyncio.run(asyncio.wait_for(close_litellm_async_clients(), timeout=5))
-    except Exception:  # best effort at exit: never turn a clean exit into a traceback
-        log.debug("closing litellm's async clients failed", exc_info=True)
-    cache = getattr(getattr(litellm, "in_memory_llm_clients_cache", None), "cache_dict", None) or {}
-    handlers = [getattr(litellm, "module_level_aclient", None), *list(cache.values())]
-    for handler in handlers:
-        if isinstance(handler, AsyncHTTPHandler) and hasattr(handler, "_owns_client"):
-            handler._owns_client = False
 
 
 _cache: dict[ModelSpec, Model] = {}
@@ -166,6 +123,8 @@ def build_model(spec: ModelSpec) -> Model:
         raise ModelConfigError(
             f"--smoltrace-provider: unknown provider {spec.provider!r}; expected one of {', '.join(_BUILDERS)}"
         )
+    if spec.generation or spec.provider in ("local", "transformers"):
+        log.debug("generation settings of %s: %s", spec.label, plan(spec.generation, spec).to_dict())
     limiter = RateLimiter(spec.max_rpm, Path(spec.rate_file)) if spec.max_rpm and spec.rate_file else None
     return install(usage.probe(builder(spec)), RetryPolicy(retries=spec.retries), limiter)
 
@@ -183,6 +142,7 @@ def _litellm_model(spec: ModelSpec) -> Model:
         timeout=spec.request_timeout,
         retry=False,  # smolagents' own rate-limit retry (60 s waits) is replaced by ours (pytest_smoltrace.retry)
         num_retries=0,  # and so are litellm's/openai's silent retries
+        **plan(spec.generation, spec).kwargs,  # smolagents merges these into every completion call
     )
 
 
@@ -200,6 +160,7 @@ def _ollama_model(spec: ModelSpec) -> Model:
         timeout=spec.request_timeout,
         retry=False,
         num_retries=0,
+        **plan(spec.generation, spec).kwargs,
     )
 
 
@@ -207,6 +168,7 @@ def _inference_model(spec: ModelSpec) -> Model:
     from smolagents import InferenceClientModel
 
     token = os.environ.get("HF_TOKEN") or (LOOPBACK_PLACEHOLDER_KEY if is_loopback(spec.api_base) else None)
+    generation = plan(spec.generation, spec).kwargs
     if spec.api_base:
         # huggingface_hub refuses a model id together with a base URL: the endpoint decides the model.
         return InferenceClientModel(
@@ -215,6 +177,7 @@ def _inference_model(spec: ModelSpec) -> Model:
             token=token,
             timeout=int(spec.request_timeout),
             retry=False,
+            **generation,
         )
     return InferenceClientModel(
         model_id=spec.model_id,
@@ -222,6 +185,7 @@ def _inference_model(spec: ModelSpec) -> Model:
         token=token,
         timeout=int(spec.request_timeout),
         retry=False,
+        **generation,
     )
 
 
@@ -236,7 +200,8 @@ def _transformers_model(spec: ModelSpec) -> Model:
         ) from None
     from smolagents import TransformersModel
 
-    return TransformersModel(model_id=spec.model_id, max_new_tokens=256)
+    # max_new_tokens is always among the kwargs: the user's max_tokens, else the provider default (256)
+    return TransformersModel(model_id=spec.model_id, **plan(spec.generation, spec).kwargs)
 
 
 def _local_model(spec: ModelSpec) -> Model:
@@ -252,11 +217,12 @@ def _local_model(spec: ModelSpec) -> Model:
         api_base=spec.api_base,
         api_key=LOOPBACK_PLACEHOLDER_KEY,
         flatten_messages_as_text=True,  # the server rejects smolagents' list-of-parts message content
-        temperature=0,
-        max_tokens=1024,  # a runaway answer costs minutes on a CPU; a real step needs far less
         timeout=spec.request_timeout,
         retry=False,
         num_retries=0,
+        # the user's settings over this provider's defaults (temperature 0, max_tokens 1024: a runaway answer costs
+        # minutes on a CPU, a real step needs far less); see generation.PROVIDER_DEFAULTS
+        **plan(spec.generation, spec).kwargs,
     )
 
 

@@ -436,5 +436,6 @@ def _raw_value(config: pytest.Config, spec: OptionSpec) -> str | None:
 
 
 def is_active(config: pytest.Config) -> bool:
-    """A model is configured (option, ini or ``SMOLTRACE_MODEL``): only then does the plugin do anything."""
-    return _raw_value(config, OPTIONS_BY_NAME["model"]) is not None
+    """A model is configured (option, ini or ``SMOLTRACE_MODEL``, or a models file): only then does the plugin do
+    anything."""
+    return any(_raw_value(config, OPTIONS_BY_NAME[name]) is not None for name in ("model", "models"))

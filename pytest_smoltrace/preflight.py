@@ -18,13 +18,14 @@ Each problem is one line naming the option and what was expected; all problems f
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -37,6 +38,7 @@ from .records import AGENT_TYPES
 from .tasks import TASK_FILE_SUFFIXES
 
 if TYPE_CHECKING:
+    from .lineup import Contender
     from .records import ItemResult
     from .settings import Settings
 
@@ -76,7 +78,7 @@ MIN_FREE_BYTES = 1 << 20
 _TRUE = ("1", "true", "yes", "on")
 
 
-def check(config: pytest.Config, settings: Settings, *, run_dir: Path | None) -> None:
+def check(config: pytest.Config, settings: Settings, contenders: Sequence[Contender], *, run_dir: Path | None) -> None:
     """Every check that applies to this session; a :class:`pytest.UsageError` listing each problem found.
 
     ``run_dir`` is the run directory the outputs will go to (None: no output files). Informational sessions
@@ -85,7 +87,11 @@ def check(config: pytest.Config, settings: Settings, *, run_dir: Path | None) ->
     if informational(config):
         return
     problems = find_problems(
-        settings, base_dir=Path(config.invocation_params.dir), run_dir=run_dir, runs_items=runs_items(config)
+        settings,
+        contenders,
+        base_dir=Path(config.invocation_params.dir),
+        run_dir=run_dir,
+        runs_items=runs_items(config),
     )
     if problems:
         raise pytest.UsageError("\n".join(problems))
@@ -107,13 +113,22 @@ def runs_items(config: pytest.Config) -> bool:
     )
 
 
-def find_problems(settings: Settings, *, base_dir: Path, run_dir: Path | None, runs_items: bool = True) -> list[str]:
-    """The problems of these settings, one line each (empty: the run may start)."""
-    checks: list[Callable[[], str | None]] = [lambda: dataset_problem(settings, base_dir)]
+def find_problems(
+    settings: Settings,
+    contenders: Sequence[Contender],
+    *,
+    base_dir: Path,
+    run_dir: Path | None,
+    runs_items: bool = True,
+) -> list[str]:
+    """The problems of these settings and models, one line each (empty: the run may start)."""
+    checks: list[Callable[[], str | None]] = []
     if runs_items:
-        checks[:0] = [lambda: credential_problem(settings), lambda: server_problem(settings)]
-        if run_dir is not None:
-            checks.append(lambda: output_dir_problem(settings.output_dir, run_dir))
+        for c in contenders:
+            checks += [functools.partial(credential_problem, c), functools.partial(server_problem, c)]
+    checks.append(lambda: dataset_problem(settings, base_dir))
+    if runs_items and run_dir is not None:
+        checks.append(lambda: output_dir_problem(settings.output_dir, run_dir))
     return [problem for problem in (c() for c in checks) if problem]
 
 
@@ -132,7 +147,7 @@ def required_credentials(model: str | None, provider: str, api_base: str | None)
     return ()  # ollama, transformers: no key
 
 
-def credential_problem(settings: Settings) -> str | None:
+def credential_problem(settings: Contender) -> str | None:
     names = required_credentials(settings.model, settings.provider, settings.api_base)
     if not names or any(os.environ.get(name, "").strip() for name in names):
         return None
@@ -174,7 +189,7 @@ def _is_local(model: str) -> bool:
 # ── the model server ──────────────────────────────────────────────────────────────────────────────────────────────
 
 
-def server_address(settings: Settings) -> str | None:
+def server_address(settings: Contender) -> str | None:
     """The URL the model's requests go to, when there is one to check (scripted and transformers: none)."""
     if not settings.model or settings.model in SELF_SERVED_MODELS or settings.provider == "transformers":
         return None
@@ -185,7 +200,7 @@ def server_address(settings: Settings) -> str | None:
     return None
 
 
-def server_problem(settings: Settings, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
+def server_problem(settings: Contender, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
     url = server_address(settings)
     if url is None:
         return None
@@ -460,6 +475,15 @@ RESUME_KEYS = (
     "mcp_server_url",
     "prompt_yml",
     "additional_imports",
+    "models",
+    "repeats",
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_tokens",
+    "seed",
+    "reasoning_effort",
+    "enable_thinking",
 )
 #: How an unset value reads in a difference (``difficulty: journal all, now easy``).
 _UNSET = {"difficulty": "all", "tools": "defaults only"}
@@ -502,8 +526,16 @@ def comparable(value: Any) -> Any:
     return value
 
 
+def _models_as_list(settings: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``model`` as a list (settings.json of runs before --smoltrace-model was repeatable held a string)."""
+    if isinstance(settings.get("model"), str):
+        return {**settings, "model": [settings["model"]]}
+    return settings
+
+
 def settings_differences(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[Difference]:
     """The :data:`RESUME_KEYS` whose values differ; a key ``before`` lacks (an older file) is not compared."""
+    before, now = _models_as_list(before), _models_as_list(now)
     return [
         Difference(key, comparable(before[key]), comparable(now.get(key)))
         for key in RESUME_KEYS
@@ -511,29 +543,37 @@ def settings_differences(before: Mapping[str, Any], now: Mapping[str, Any]) -> l
     ]
 
 
-def journal_differences(settings: Settings, results: Iterable[ItemResult]) -> list[Difference]:
-    """What the journal's records alone show (when no settings file is left): model, provider, agent types."""
+def journal_differences(
+    settings: Settings, contenders: Sequence[Contender], results: Iterable[ItemResult]
+) -> list[Difference]:
+    """What the journal's records alone show (when no settings file is left): model(s), provider, agent types."""
     records = sorted((r.record for r in results), key=lambda record: record.started_at)
     if not records:
         return []
     latest, differences = records[-1], []
-    label, provider = recorded_model(settings)
-    if label is not None and latest.model != label:
-        differences.append(Difference("model", latest.model, label))
-    if provider is not None and latest.provider != provider:
-        differences.append(Difference("provider", latest.provider, provider))
+    if len(contenders) > 1:
+        journaled = sorted({r.model_name for r in records})
+        wanted = sorted(str(c.label) for c in contenders)
+        if not set(journaled) <= set(wanted):
+            differences.append(Difference("model", journaled, wanted))
+    else:
+        label, provider = recorded_model(contenders[0])
+        if label is not None and latest.model != label:
+            differences.append(Difference("model", latest.model, label))
+        if provider is not None and latest.provider != provider:
+            differences.append(Difference("provider", latest.provider, provider))
     types = {r.agent_type for r in records}
-    wanted = set(AGENT_TYPES) if settings.agent_type == "both" else {settings.agent_type}
-    if not types <= wanted:
-        journaled = "both" if len(types) > 1 else next(iter(types))
-        differences.append(Difference("agent_type", journaled, settings.agent_type))
+    wanted_types = set(AGENT_TYPES) if settings.agent_type == "both" else {settings.agent_type}
+    if not types <= wanted_types:
+        journaled_type = "both" if len(types) > 1 else next(iter(types))
+        differences.append(Difference("agent_type", journaled_type, settings.agent_type))
     return differences
 
 
-def recorded_model(settings: Settings) -> tuple[str | None, str | None]:
-    """The model and provider this session's records will carry, where known before any server starts."""
-    if settings.model in SELF_SERVED_MODELS:
+def recorded_model(contender: Contender) -> tuple[str | None, str | None]:
+    """The model and provider a contender's records will carry, where known before any server starts."""
+    if contender.model in SELF_SERVED_MODELS:
         return "openai/scripted", "litellm"
-    if settings.model and _is_local(settings.model):
+    if _is_local(contender.model):
         return None, "local"  # the label names the weights, known once the server has started
-    return settings.model, settings.provider
+    return contender.model, contender.provider

@@ -3,12 +3,14 @@ the per-agent-type summary, the OTLP export line, and why pytest stopped early."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .identity import RunIdentity
+from .models import ModelSpec
 from .records import ItemResult
 from .summary import AgentSummary
 
@@ -16,13 +18,33 @@ from .summary import AgentSummary
 def header_lines(identity: RunIdentity) -> list[str]:
     s = identity.settings
     dataset = s.dataset + (f"@{s.revision}" if s.revision else "") + (f" [{s.split}]" if s.split != "train" else "")
-    spec = identity.spec
-    return [
-        f"smoltrace: run {identity.run_id} · model {spec.label} ({spec.provider}"
-        + (f" at {spec.api_base}" if spec.api_base else "")
-        + ")",
-        f"smoltrace: dataset {dataset} · agents {s.agent_type} · max steps {s.max_steps} · timeout {s.timeout:g} s",
-    ]
+
+    def about(spec: ModelSpec) -> str:
+        where = f" at {spec.api_base}" if spec.api_base else ""
+        settings = ", ".join(f"{k} {v}" for k, v in spec.generation.to_dict().items())
+        return (
+            (f"{spec.name} = " if spec.name else "")
+            + f"{spec.label} ({spec.provider}{where})"
+            + (f" [{settings}]" if settings else "")
+        )
+
+    models = [about(spec) for spec in identity.specs]
+    lines = (
+        [f"smoltrace: run {identity.run_id} · model {models[0]}"]
+        if len(models) == 1
+        else [f"smoltrace: run {identity.run_id} · {len(models)} models: " + "; ".join(models)]
+    )
+    repeats = f" · repeats {s.repeats}" if s.repeats > 1 else ""
+    lines.append(
+        f"smoltrace: dataset {dataset} · agents {s.agent_type} · max steps {s.max_steps} · timeout {s.timeout:g} s"
+        + repeats
+    )
+    for spec in identity.specs:
+        from .generation import plan
+
+        for setting, reason in plan(spec.generation, spec).ignored.items():
+            lines.append(f"smoltrace: {spec.reported_name}: {setting} is not sent ({reason})")
+    return lines
 
 
 def failure_text(result: ItemResult) -> str:
@@ -61,8 +83,27 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}%"
 
 
-def write_summary(tr: pytest.TerminalReporter, summaries: list[AgentSummary], run_dir: Path | None) -> None:
+def write_summary(
+    tr: pytest.TerminalReporter,
+    summaries: list[AgentSummary],
+    run_dir: Path | None,
+    statistics: Sequence[tuple[str, bool]] = (),
+) -> None:
+    """The summary table per model and agent type, then ``statistics`` (the statistics and comparison tables, as
+    (line, red)), then where the results are."""
     tr.write_sep("=", "smoltrace summary")
+    models = list(dict.fromkeys(s.model for s in summaries))
+    for model in models:
+        if len(models) > 1:
+            tr.write_line(f"model {model}:")
+        _write_agent_rows(tr, [s for s in summaries if s.model == model])
+    for line, red in statistics:
+        tr.write_line(line, red=red)
+    if run_dir is not None:
+        tr.write_line(f"results: {run_dir}")
+
+
+def _write_agent_rows(tr: pytest.TerminalReporter, summaries: list[AgentSummary]) -> None:
     header = (
         f"{'agent':<6} {'items':>5} {'passed':>7} {'success':>8} {'tool called':>12} {'right tool':>11} "
         f"{'avg steps':>9} {'tokens':>9} {'avg ms':>8}"
@@ -100,8 +141,6 @@ def write_summary(tr: pytest.TerminalReporter, summaries: list[AgentSummary], ru
         ]
         if details:
             tr.write_line(f"       tokens: {', '.join(details)}")
-    if run_dir is not None:
-        tr.write_line(f"results: {run_dir}")
 
 
 def write_otlp_line(tr: pytest.TerminalReporter, reports: list[dict[str, Any]]) -> None:

@@ -76,7 +76,9 @@ def _compare_resumed(
     if before is not None:
         differences = settings_differences(before, settings.public_dict())
     else:  # only the journal is left: its records name the model, the provider and the agent types
-        differences, source = journal_differences(settings, results), "journal.jsonl"
+        from .lineup import lineup
+
+        differences, source = journal_differences(settings, lineup(settings), results), "journal.jsonl"
     if not differences:
         return None
     lines = "\n".join(f"  {d}" for d in differences)

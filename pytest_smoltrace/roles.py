@@ -78,6 +78,12 @@ def runs_items_here(config: pytest.Config) -> bool:
 
 def start(config: pytest.Config, settings: Settings) -> ActiveSession:
     """Make the run identity, start the model servers and register the plugins of this process's role(s)."""
+    from .lineup import LineupError, lineup
+
+    try:
+        contenders = lineup(settings)
+    except LineupError as exc:
+        raise pytest.UsageError(str(exc)) from None
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     previous: list[ItemResult] = []
     resumed_from: dict[str, Any] | None = None
@@ -90,7 +96,7 @@ def start(config: pytest.Config, settings: Settings) -> ActiveSession:
         from .resume import resumed_run
 
         probe_dir = settings.output_dir / (settings.resume or settings.run_id or "")
-        preflight.check(config, settings, run_dir=probe_dir if settings.output in ("json", "hub") else None)
+        preflight.check(config, settings, contenders, run_dir=probe_dir if settings.output in ("json", "hub") else None)
         if settings.resume:
             run_id, previous, resumed_from = resumed_run(settings)
         else:
@@ -99,13 +105,14 @@ def start(config: pytest.Config, settings: Settings) -> ActiveSession:
     servers = ModelServers()
     active: ActiveSession | None = None
     try:
-        endpoint = servers.start(config, settings, local)  # before anything asks for the model spec
+        endpoints = [servers.start(config, c, local) for c in contenders]  # before anything asks for a model spec
         identity = RunIdentity(
             settings=settings,
             run_id=run_id,
-            spec=model_spec(settings, run_id, endpoint),
+            contenders=contenders,
+            specs=tuple(model_spec(settings, run_id, c, e) for c, e in zip(contenders, endpoints, strict=True)),
             done=done,
-            local=endpoint if endpoint is not None and endpoint.provider == "local" else None,
+            local=next((e for e in endpoints if e is not None and e.provider == "local"), None),
             started_at=time.time(),
         )
         active = ActiveSession(identity, servers=servers)
@@ -140,11 +147,16 @@ def _start_roles(
         aggregator = Aggregator(
             identity.run_dir if identity.writes_files else None, previous, resumed=bool(settings.resume)
         )
-        active.controller = ControllerPlugin(identity, aggregator, resumed_from_settings=resumed_from)
+        from .gate import load_baseline
+        from .preflight import runs_items
+
+        baseline = load_baseline(settings) if runs_items(config) else None
+        active.controller = ControllerPlugin(
+            identity, aggregator, resumed_from_settings=resumed_from, baseline=baseline
+        )
         if budget is not None:  # a new run starts from zero; a resumed one from what it had already spent
             budget.reset(sum(r.record.cost_usd or 0.0 for r in aggregator.attempts))
         if aggregator.run_dir is not None:
-            from .preflight import runs_items
             from .resume import write_run_settings
 
             if runs_items(config):
@@ -176,11 +188,13 @@ def _budget(identity: RunIdentity) -> Budget | None:
         return None
     from .budget import Budget
 
-    if identity.price is None:
-        raise pytest.UsageError(
-            f"--smoltrace-max-cost: litellm has no price for {identity.spec.model_id}; give its prices with "
-            "--smoltrace-price-input and --smoltrace-price-output (USD per 1M tokens)"
-        )
+    for spec in identity.specs:
+        if identity.price_of(spec) is None:
+            raise pytest.UsageError(
+                f"--smoltrace-max-cost: litellm has no price for {spec.model_id}; give its prices with "
+                "--smoltrace-price-input and --smoltrace-price-output (USD per 1M tokens; price_input and "
+                "price_output per model in --smoltrace-models)"
+            )
     return Budget(max_cost, Path(tempfile.gettempdir()) / f"smoltrace-{identity.run_id}.cost")
 
 

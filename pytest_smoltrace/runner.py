@@ -286,6 +286,7 @@ def _make_record(
         agent_type=agent_type,
         source=task.source,
         model=cfg.spec.label,
+        model_label=cfg.spec.name,
         provider=cfg.spec.provider,
         run_id=cfg.run_id,
         started_at=started_at,

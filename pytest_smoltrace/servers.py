@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from .identity import SCRIPTED_MODEL, Endpoint
-from .settings import Settings
 
 if TYPE_CHECKING:
+    from .lineup import Contender
     from .localmodel import LocalServer
     from .testing import ScriptedModelServer
 
@@ -30,33 +30,40 @@ class ModelServers:
         self.scripted: ScriptedModelServer | None = None
         self.local: LocalServer | None = None
 
-    def start(self, config: pytest.Config, settings: Settings, local: Endpoint | None) -> Endpoint | None:
-        """Start what ``settings.model`` needs and return where the model is then reached (None: as the options say).
+    def start(self, config: pytest.Config, contender: Contender, local: Endpoint | None) -> Endpoint | None:
+        """Start what ``contender`` needs and return where the model is then reached (None: as it was given).
 
         ``local``: the local model's server another process already started (an xdist worker's controller's).
-        A local model that cannot start is a usage error; ``--collect-only`` starts none."""
+        A local model that cannot start is a usage error; ``--collect-only`` starts none. The scripted server is
+        started once and serves every scripted model of the session; one embedded local model per session."""
         from .localmodel import is_local
 
-        model = settings.model
+        model = contender.model
         if model == SCRIPTED_MODEL:
             return self._start_scripted()
         if not is_local(model):
             return None
-        assert model is not None
         if local is not None:
             return local
+        if self.local is not None:
+            raise pytest.UsageError(
+                f"{contender.origin}: {model}: one embedded local model per session (another is already running); "
+                "benchmark the other in a session of its own"
+            )
         if config.option.collectonly:  # nothing runs: the spec names the model, no server
             return Endpoint(model, "local", None)
         from .localmodel import LocalModelError, start_local_server
 
         try:
-            server = start_local_server(model, api_base=settings.api_base)
+            server = start_local_server(model, api_base=contender.api_base)
         except LocalModelError as exc:
             raise pytest.UsageError(str(exc)) from None
         self.local = server
         return Endpoint(server.label, "local", server.base_url)
 
     def _start_scripted(self) -> Endpoint:
+        if self.scripted is not None:
+            return Endpoint("openai/scripted", "litellm", self.scripted.base_url)
         from .testing import ScriptedModelServer
 
         scripts = json.loads(

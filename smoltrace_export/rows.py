@@ -18,11 +18,14 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .records import SCHEMA_VERSION, ItemResult
 from .schemas import GPU_COLUMNS, LEADERBOARD_SCHEMA, METRICS_SCHEMA, PASS_RULE, RESULTS_SCHEMA, FigureLabel
 from .summary import AgentSummary, first_attempt_passes, group_attempts
+
+if TYPE_CHECKING:
+    from .statistics import StatisticsRow
 
 
 def iso(ts: float) -> str:
@@ -175,15 +178,21 @@ def leaderboard_row(
     *,
     results: Iterable[ItemResult] = (),
     environment: EnvironmentFigures | None = None,
+    statistics: StatisticsRow | None = None,
 ) -> dict[str, Any]:
     """One leaderboard row (columns of :data:`LEADERBOARD_SCHEMA`, in its order) for one agent type.
 
-    ``results`` (the run's item results; other agent types are ignored) adds what the summary lacks: cost,
-    pass@1 over first attempts and the prompt counts. ``environment`` overrides ``ctx.environment`` for this row.
+    ``results`` (the run's item results; other agent types and models are ignored) adds what the summary lacks: cost,
+    pass@1 over first attempts and the prompt counts. ``environment`` overrides ``ctx.environment`` for this row;
+    ``statistics`` (this model and agent type's row of statistics.json) gives the interval, pass@k and pass^k.
     """
     total = summary.total
     env = environment or ctx.environment
-    mine = [r for r in results if r.record.agent_type == summary.agent_type]
+    mine = [
+        r
+        for r in results
+        if r.record.agent_type == summary.agent_type and (not summary.model or r.record.model_name == summary.model)
+    ]
     evaluated, passed_prompts = first_attempt_passes(group_attempts(mine))
     pass_at_1: float | None
     if evaluated:
@@ -262,6 +271,12 @@ def leaderboard_row(
         "attempts": summary.attempts or len(mine) or total,
         "flaky_tests": summary.flaky,
         "cancelled_tests": summary.cancelled,
+        "model_label": next((r.record.model_label for r in mine), None),
+        "repeats": statistics.repeats if statistics else None,
+        "success_rate_ci95": list(statistics.success_rate_ci95) if statistics else None,
+        "pass_at_k": dict(statistics.pass_at_k) if statistics else None,
+        "pass_hat_k": dict(statistics.pass_hat_k) if statistics else None,
+        "flaky_task_count": len(statistics.flaky_tasks) if statistics else None,
         "environment_share": env.share,
         "schema_version": SCHEMA_VERSION,
     }

@@ -209,6 +209,12 @@ LEADERBOARD_SCHEMA: dict[str, tuple[ColumnType, str]] = {
         "int64",
         "Items whose run had started ahead but pytest never ran them (-x, --maxfail): spend counted, not completed.",
     ),
+    "model_label": ("string", "The model's name in the session (several models, or a models-file label); or null."),
+    "repeats": ("int64", "Counted attempts per task (--smoltrace-repeats when nothing was lost); statistics.json."),
+    "success_rate_ci95": ("json", "Wilson score 95 % interval of the success rate over every attempt: [low, high]."),
+    "pass_at_k": ("json", 'Unbiased pass@k averaged over tasks, keyed by k ("1" … repeats): a success in k tries.'),
+    "pass_hat_k": ("json", "Unbiased pass^k averaged over tasks, keyed by k: all k tries succeed (reliability)."),
+    "flaky_task_count": ("int64", "Tasks with some attempts passed and some not (statistics.json lists them)."),
     "environment_share": (
         "float64",
         "Share (0–1) of the run's CO2 and energy cost given to this row: its agent type's share of the attempts' run "

@@ -1,4 +1,4 @@
-"""Per-agent-type summaries of a run (one leaderboard row each; SMOLTRACE merged both agent types into one).
+"""Per-(model, agent type) summaries of a run (one leaderboard row each; SMOLTRACE merged both agent types into one).
 
 The counting rules (README, "Parallel, resilient, resumable"): results are *attempts* (a rerun by
 pytest-rerunfailures, or the re-run of an attempt that did not finish, is an attempt of its own). An item's verdict is
@@ -9,7 +9,7 @@ the sums over ``results.json``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -102,6 +102,8 @@ class AgentSummary:
     cancelled_tokens: int = 0
     cancelled_duration_ms: float = 0.0
     cancelled_cost_usd: float = 0.0
+    #: The model these items ran (``RunRecord.model_name``: its label, else its id).
+    model: str = ""
 
     @property
     def success_rate(self) -> float:
@@ -156,54 +158,71 @@ class AgentSummary:
         return data
 
 
-def summarize(results: Iterable[ItemResult], planned: dict[str, int] | None = None) -> list[AgentSummary]:
-    """One summary per agent type that ran or was planned, in the order tool, code.
+def summarize(results: Iterable[ItemResult], planned: Mapping[Any, int] | None = None) -> list[AgentSummary]:
+    """One summary per (model, agent type) that ran or was planned: models in the order their results come (planned
+    ones after), agent types tool then code.
 
     ``results`` are attempts (several per item under reruns; one per item is the old form and gives the same counts).
-    """
+    ``planned``: items planned per ``(model name, agent type)``; a key that is an agent type alone counts for a run of
+    one model."""
     items = group_attempts(results)
-    planned = planned or {}
+    planned = dict(planned or {})
+    models: list[str] = []
+    for g in items:
+        if g.final.record.model_name not in models:
+            models.append(g.final.record.model_name)
+    for key in planned:
+        if isinstance(key, tuple) and key[0] not in models:
+            models.append(key[0])
+    if not models:
+        models.append("")
+    alone = len(models) == 1
     summaries = []
-    for agent_type in AGENT_TYPES:
-        mine = [g for g in items if g.final.record.agent_type == agent_type]
-        if not mine and not planned.get(agent_type):
-            continue
-        done = [g for g in mine if not g.cancelled]
-        finals = [g.final for g in done]
-        every = [a for g in mine for a in g.attempts]
-        expects = [r for r in finals if r.verdict.check("expected_tool") is not None]
-        costs = [a.record.cost_usd for a in every if a.record.cost_usd is not None]
-        dropped = [a for g in mine if g.cancelled for a in g.attempts]
-        summaries.append(
-            AgentSummary(
-                agent_type=agent_type,
-                total=len(done),
-                passed=sum(r.verdict.outcome == "passed" for r in finals),
-                failed=sum(r.verdict.outcome == "failed" for r in finals),
-                errored=sum(r.verdict.outcome == "error" for r in finals),
-                timed_out=sum(r.record.stop_reason == "timeout" for r in finals),
-                max_steps=sum(r.record.stop_reason == "max_steps" for r in finals),
-                tool_called=sum(bool(r.record.executed_tools) for r in finals),
-                expects_tool=len(expects),
-                correct_tool=sum(bool(r.verdict.check("expected_tool").passed) for r in expects),  # type: ignore[union-attr]
-                total_steps=sum(r.record.action_steps for r in finals),
-                prompt_tokens=sum(a.record.prompt_tokens or 0 for a in every),
-                completion_tokens=sum(a.record.completion_tokens or 0 for a in every),
-                total_duration_ms=sum(a.record.duration_ms for a in every),
-                planned=planned.get(agent_type, len(mine)),
-                cached_input_tokens=_known_sum(a.record.cached_input_tokens for a in every),
-                cache_creation_input_tokens=_known_sum(a.record.cache_creation_input_tokens for a in every),
-                reasoning_tokens=_known_sum(a.record.reasoning_tokens for a in every),
-                attempts=len(every),
-                cancelled=len(mine) - len(done),
-                flaky=sum(g.flaky for g in done),
-                cost_usd=float(f"{sum(costs):.10g}") if costs else None,
-                cancelled_tokens=_spend(dropped),
-                cancelled_duration_ms=sum(a.record.duration_ms for a in dropped),
-                cancelled_cost_usd=sum(a.record.cost_usd or 0.0 for a in dropped),
-            )
-        )
+    for model in models:
+        for agent_type in AGENT_TYPES:
+            mine = [g for g in items if g.final.record.agent_type == agent_type and g.final.record.model_name == model]
+            wanted = planned.get((model, agent_type), planned.get(agent_type) if alone else None)
+            if not mine and not wanted:
+                continue
+            summaries.append(_summary(model, agent_type, mine, wanted))
     return summaries
+
+
+def _summary(model: str, agent_type: str, mine: list[ItemAttempts], planned: int | None) -> AgentSummary:
+    done = [g for g in mine if not g.cancelled]
+    finals = [g.final for g in done]
+    every = [a for g in mine for a in g.attempts]
+    expects = [r for r in finals if r.verdict.check("expected_tool") is not None]
+    costs = [a.record.cost_usd for a in every if a.record.cost_usd is not None]
+    dropped = [a for g in mine if g.cancelled for a in g.attempts]
+    return AgentSummary(
+        agent_type=agent_type,
+        total=len(done),
+        passed=sum(r.verdict.outcome == "passed" for r in finals),
+        failed=sum(r.verdict.outcome == "failed" for r in finals),
+        errored=sum(r.verdict.outcome == "error" for r in finals),
+        timed_out=sum(r.record.stop_reason == "timeout" for r in finals),
+        max_steps=sum(r.record.stop_reason == "max_steps" for r in finals),
+        tool_called=sum(bool(r.record.executed_tools) for r in finals),
+        expects_tool=len(expects),
+        correct_tool=sum(bool(r.verdict.check("expected_tool").passed) for r in expects),  # type: ignore[union-attr]
+        total_steps=sum(r.record.action_steps for r in finals),
+        prompt_tokens=sum(a.record.prompt_tokens or 0 for a in every),
+        completion_tokens=sum(a.record.completion_tokens or 0 for a in every),
+        total_duration_ms=sum(a.record.duration_ms for a in every),
+        planned=planned if planned is not None else len(mine),
+        cached_input_tokens=_known_sum(a.record.cached_input_tokens for a in every),
+        cache_creation_input_tokens=_known_sum(a.record.cache_creation_input_tokens for a in every),
+        reasoning_tokens=_known_sum(a.record.reasoning_tokens for a in every),
+        attempts=len(every),
+        cancelled=len(mine) - len(done),
+        flaky=sum(g.flaky for g in done),
+        cost_usd=float(f"{sum(costs):.10g}") if costs else None,
+        cancelled_tokens=_spend(dropped),
+        cancelled_duration_ms=sum(a.record.duration_ms for a in dropped),
+        cancelled_cost_usd=sum(a.record.cost_usd or 0.0 for a in dropped),
+        model=model,
+    )
 
 
 def first_attempt_passes(items: Sequence[ItemAttempts]) -> tuple[int, int]:

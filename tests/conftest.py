@@ -77,7 +77,8 @@ def server() -> Iterator[ScriptedModelServer]:
 
 @pytest.fixture
 def bench(pytester: pytest.Pytester, server: ScriptedModelServer) -> Any:
-    """``bench(tasks, scripts, *args, run_id=…, subprocess=False)`` → :class:`BenchRun`."""
+    """``bench(tasks, scripts, *args, run_id=…, subprocess=False, model="openai/scripted")`` → :class:`BenchRun`
+    (``--smoltrace-model`` is repeatable: pass another model here, not in ``args``, to replace it)."""
 
     def run(
         tasks: list[dict[str, Any]] | None,
@@ -85,6 +86,7 @@ def bench(pytester: pytest.Pytester, server: ScriptedModelServer) -> Any:
         *args: str,
         run_id: str = RUN_ID,
         subprocess: bool = False,
+        model: str = "openai/scripted",
     ) -> BenchRun:
         for key, script in (scripts or {}).items():
             server.add_script(key, script)
@@ -94,7 +96,7 @@ def bench(pytester: pytest.Pytester, server: ScriptedModelServer) -> Any:
             dataset_args = ("--smoltrace-dataset", "tasks.json")
         argv = (
             "--smoltrace-model",
-            "openai/scripted",
+            model,
             "--smoltrace-api-base",
             server.base_url,
             "--smoltrace-run-id",

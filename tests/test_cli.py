@@ -44,6 +44,24 @@ CASES: list[Any] = [
         ["--smoltrace-additional-imports", "numpy", "--smoltrace-additional-imports", "pandas"],
     ),
     (["--max-steps", "3"], ["--smoltrace-max-steps", "3"]),
+    # generation settings (SMOLTRACE 0.2.11's flags, mapped onto the options; see docs/generation.md)
+    (["--temperature", "0.2"], ["--smoltrace-temperature", "0.2"]),
+    (["--temperature", "0"], ["--smoltrace-temperature", "0"]),
+    (["--top-p", "0.9"], ["--smoltrace-top-p", "0.9"]),
+    (["--top-k", "40"], ["--smoltrace-top-k", "40"]),
+    (["--max-new-tokens", "512"], ["--smoltrace-max-tokens", "512"]),
+    (["--seed", "7"], ["--smoltrace-seed", "7"]),  # not in SMOLTRACE: our extension
+    (["--reasoning-effort", "low"], ["--smoltrace-reasoning-effort", "low"]),
+    (["--enable-thinking", "false"], ["--smoltrace-enable-thinking", "false"]),
+    (
+        ["--enable-thinking", "true", "--temperature", "0.7", "--max-new-tokens", "64"],
+        ["--smoltrace-temperature", "0.7", "--smoltrace-max-tokens", "64", "--smoltrace-enable-thinking", "true"],
+    ),
+    # several models, repeats, comparison (issue 13)
+    (["--models", "models.yml"], ["--smoltrace-models", "models.yml"]),
+    (["--repeats", "3"], ["--smoltrace-repeats", "3"]),
+    (["--baseline", "smoltrace_results/r0"], ["--smoltrace-baseline", "smoltrace_results/r0"]),
+    (["--fail-on-regression"], ["--smoltrace-fail-on-regression"]),
     (["--task-timeout", "60"], ["--smoltrace-timeout", "60"]),
     (["--concurrency", "2"], ["--smoltrace-concurrency", "2"]),
     (["--retries", "0"], ["--smoltrace-retries", "0"]),
@@ -175,9 +193,28 @@ def test_unsupported_flags_are_refused_with_the_reason(flag: str, capsys: pytest
     assert flag in err and cli.UNSUPPORTED[flag] in err
 
 
+def test_generation_flags_reach_the_dry_run_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """SMOLTRACE's generation flags are no longer refused: the printed pytest command carries the options."""
+    argv = [*MODEL, "--temperature", "0.2", "--top-p", "0.9", "--top-k", "40", "--max-new-tokens", "512"]
+    argv += ["--reasoning-effort", "high", "--enable-thinking", "false", "--dry-run"]
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out.strip() == (
+        "pytest --smoltrace-model m --smoltrace-temperature 0.2 --smoltrace-top-p 0.9 --smoltrace-top-k 40 "
+        "--smoltrace-max-tokens 512 --smoltrace-reasoning-effort high --smoltrace-enable-thinking false -m smoltrace"
+    )
+    for flag in ("--temperature", "--top-p", "--top-k", "--max-new-tokens", "--reasoning-effort", "--enable-thinking"):
+        assert flag not in cli.UNSUPPORTED
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
+        (["--temperature", "-0.5"], "argument --temperature:"),
+        (["--top-p", "0"], "argument --top-p: must be in (0, 1]"),
+        (["--top-k", "0"], "argument --top-k: must be ≥ 1"),
+        (["--max-new-tokens", "many"], "argument --max-new-tokens: invalid literal"),
+        (["--reasoning-effort", "extreme"], "argument --reasoning-effort: expected one of none, minimal, low"),
+        (["--enable-thinking", "maybe"], "argument --enable-thinking: expected true or false"),
         (["--output-format", "opensearch"], "argument --output-format: 'opensearch' is not supported: OpenSearch"),
         (["--search-provider", "tavily"], "argument --search-provider: 'tavily' is not supported"),
         (["--agent-type", "all"], "argument --agent-type: expected one of tool, code, both; got 'all'"),
@@ -219,7 +256,12 @@ def test_help_lists_the_mapping(capsys: pytest.CaptureFixture[str]) -> None:
     assert "SMOLTRACE flags refused (exit code 4), and why:" in out
     assert "default: json (SMOLTRACE: hub)" in " ".join(lines)
     refused = out[out.index("SMOLTRACE flags refused") :]
-    assert "--temperature" in refused and "--opensearch-url" in refused
+    assert "--opensearch-url" in refused
+    for flag in ("--temperature", "--top-p", "--top-k", "--max-new-tokens", "--reasoning-effort", "--enable-thinking"):
+        assert flag not in refused  # mapped onto the generation options now
+    assert "--temperature T --smoltrace-temperature T" in lines
+    assert "--max-new-tokens N --smoltrace-max-tokens N" in lines
+    assert "--enable-thinking BOOL --smoltrace-enable-thinking BOOL" in lines
 
 
 def test_cli_run_end_to_end(

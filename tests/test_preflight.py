@@ -410,12 +410,15 @@ def test_a_failed_settings_write_leaves_no_directory(tmp_path: Path, tmpfs: Call
     """The last step before the items: settings.json. Should the disk fill between the probe and this write, the
     usage error names the option and the directories the write made are removed again."""
     from pytest_smoltrace.identity import RunIdentity, model_spec
+    from pytest_smoltrace.lineup import lineup
     from pytest_smoltrace.resume import write_run_settings
 
     mount = tmpfs("64k")
     fill(mount)  # a directory can still be made on a full tmpfs; the file cannot be written
-    settings = _settings(output_dir=mount / "out", model="openai/gpt-4.1-nano")
-    identity = RunIdentity(settings=settings, run_id="r1", spec=model_spec(settings, "r1"))
+    settings = _settings(output_dir=mount / "out", model=("openai/gpt-4.1-nano",))
+    contenders = lineup(settings)
+    specs = tuple(model_spec(settings, "r1", c) for c in contenders)
+    identity = RunIdentity(settings=settings, run_id="r1", contenders=contenders, specs=specs)
     with pytest.raises(pytest.UsageError) as excinfo:
         write_run_settings(identity, None)
     assert str(excinfo.value) == (

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from pytest_smoltrace.lineup import lineup
 from pytest_smoltrace.preflight import Difference, journal_differences, settings_differences
 from pytest_smoltrace.records import Check, ItemResult, RunRecord, Verdict
 
@@ -24,7 +25,7 @@ TASKS = [
     for i in range(3)
 ]
 SCRIPTS = {f"[g-t{i}]": {"tool": [WEATHER, {"final_answer": f"20°C #{i}"}]} for i in range(3)}
-OTHER = ("--smoltrace-model", "openai/other", "--smoltrace-agent-type", "tool", "--smoltrace-max-steps", "3")
+OTHER = ("--smoltrace-agent-type", "tool", "--smoltrace-max-steps", "3")  # with model="openai/other"
 
 
 def refusal(source: str, *differences: str) -> list[str]:
@@ -51,10 +52,10 @@ def test_resume_with_other_settings_is_refused_unless_forced(bench: Any) -> None
     run = partial_run(bench)
     started = json.loads((run.run_dir / "settings.json").read_text())
     assert started["run_id"] == "test-run" and started["history"] == []
-    assert started["settings"]["model"] == "openai/scripted" and started["settings"]["max_steps"] == 6
+    assert started["settings"]["model"] == ["openai/scripted"] and started["settings"]["max_steps"] == 6
     before = files(run.run_dir)
 
-    refused = bench(TASKS, None, "--smoltrace-resume", "test-run", *OTHER, subprocess=True)
+    refused = bench(TASKS, None, "--smoltrace-resume", "test-run", *OTHER, subprocess=True, model="openai/other")
     assert refused.result.ret == pytest.ExitCode.USAGE_ERROR, refused.stdout
     assert [line for line in refused.result.stderr.lines if line.strip()] == refusal(
         "settings.json",
@@ -64,7 +65,16 @@ def test_resume_with_other_settings_is_refused_unless_forced(bench: Any) -> None
     )
     assert files(run.run_dir) == before  # nothing was run, written or relabelled
 
-    forced = bench(TASKS, None, "--smoltrace-resume", "test-run", *OTHER, "--smoltrace-resume-force", subprocess=True)
+    forced = bench(
+        TASKS,
+        None,
+        "--smoltrace-resume",
+        "test-run",
+        *OTHER,
+        "--smoltrace-resume-force",
+        subprocess=True,
+        model="openai/other",
+    )
     forced.result.assert_outcomes(passed=2, deselected=1)
     assert {r["task_id"]: r["model"] for r in forced.rows} == {
         "t0": "openai/scripted",
@@ -72,11 +82,11 @@ def test_resume_with_other_settings_is_refused_unless_forced(bench: Any) -> None
         "t2": "openai/other",
     }
     recorded = json.loads((run.run_dir / "settings.json").read_text())
-    assert recorded["settings"]["model"] == "openai/other" and recorded["settings"]["max_steps"] == 3
+    assert recorded["settings"]["model"] == ["openai/other"] and recorded["settings"]["max_steps"] == 3
     [replaced] = recorded["history"]
     assert replaced["source"] == "settings.json" and replaced["settings"] == started["settings"]
     assert replaced["differences"] == [
-        {"option": "model", "journal": "openai/scripted", "now": "openai/other"},
+        {"option": "model", "journal": ["openai/scripted"], "now": ["openai/other"]},
         {"option": "agent-type", "journal": "both", "now": "tool"},
         {"option": "max-steps", "journal": 6, "now": 3},
     ]
@@ -85,7 +95,7 @@ def test_resume_with_other_settings_is_refused_unless_forced(bench: Any) -> None
 def test_without_settings_json_metadata_then_the_journal_is_compared(bench: Any) -> None:
     run = partial_run(bench)
     (run.run_dir / "settings.json").unlink()  # a run directory from before settings.json existed
-    from_metadata = bench(TASKS, None, "--smoltrace-resume", "test-run", *OTHER, subprocess=True)
+    from_metadata = bench(TASKS, None, "--smoltrace-resume", "test-run", *OTHER, subprocess=True, model="openai/other")
     assert from_metadata.result.ret == pytest.ExitCode.USAGE_ERROR, from_metadata.stdout
     assert [line for line in from_metadata.result.stderr.lines if line.strip()] == refusal(
         "metadata.json",
@@ -94,7 +104,7 @@ def test_without_settings_json_metadata_then_the_journal_is_compared(bench: Any)
         "max-steps: journal 6, now 3",
     )
     (run.run_dir / "metadata.json").unlink()  # a kill -9 of the controller: only the journal is left
-    from_journal = bench(TASKS, None, "--smoltrace-resume", "test-run", *OTHER, subprocess=True)
+    from_journal = bench(TASKS, None, "--smoltrace-resume", "test-run", *OTHER, subprocess=True, model="openai/other")
     assert from_journal.result.ret == pytest.ExitCode.USAGE_ERROR, from_journal.stdout
     assert [line for line in from_journal.result.stderr.lines if line.strip()] == refusal(
         "journal.jsonl", "model: journal openai/scripted, now openai/other"
@@ -102,7 +112,7 @@ def test_without_settings_json_metadata_then_the_journal_is_compared(bench: Any)
     # the same settings: accepted, and the run gets its settings.json
     same = bench(TASKS, None, "--smoltrace-resume", "test-run", subprocess=True)
     same.result.assert_outcomes(passed=2, deselected=1)
-    assert json.loads((run.run_dir / "settings.json").read_text())["settings"]["model"] == "openai/scripted"
+    assert json.loads((run.run_dir / "settings.json").read_text())["settings"]["model"] == ["openai/scripted"]
 
 
 @pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["serial", "xdist"])
@@ -134,15 +144,26 @@ def test_settings_differences_name_each_option() -> None:
         "tools: journal defaults only, now read_file",
     ]  # retries and concurrency change no verdict: not compared
     assert settings_differences({"model": "openai/a"}, {"model": "openai/a", "max_steps": 9}) == []  # older file
+    # a settings.json of before --smoltrace-model was repeatable (a string) against today's list
+    assert settings_differences({"model": "openai/a"}, {"model": ("openai/a",)}) == []
+    assert [str(d) for d in settings_differences({"model": "openai/a"}, {"model": ("openai/a", "openai/b")})] == [
+        "model: journal openai/a, now openai/a,openai/b"
+    ]
+    assert [str(d) for d in settings_differences({"model": ["a"], "repeats": 1}, {"model": ["a"], "repeats": 4})] == [
+        "repeats: journal 1, now 4"
+    ]
     assert str(Difference("timeout", 300.0, 60.0)) == "timeout: journal 300, now 60"
 
 
-def _result(nodeid: str, model: str, agent_type: Any, started_at: float, provider: str = "litellm") -> ItemResult:
+def _result(
+    nodeid: str, model: str, agent_type: Any, started_at: float, provider: str = "litellm", label: str | None = None
+) -> ItemResult:
     record = RunRecord(
         task_id=nodeid.rsplit("::", 1)[-1],
         agent_type=agent_type,
         source="tasks.json",
         model=model,
+        model_label=label,
         provider=provider,
         run_id="r",
         response="x",
@@ -173,16 +194,23 @@ def _settings(**values: Any) -> Any:
 
 def test_journal_differences_from_the_records() -> None:
     results = [_result("s::tool::a", "openai/a", "tool", 1.0), _result("s::code::b", "openai/a", "code", 2.0)]
-    assert journal_differences(_settings(model="openai/a"), results) == []
-    assert [str(d) for d in journal_differences(_settings(model="openai/b", agent_type="tool"), results)] == [
+
+    def differences(settings: Any, records: list[Any]) -> list[Any]:
+        return journal_differences(settings, lineup(settings), records)
+
+    assert differences(_settings(model=("openai/a",)), results) == []
+    assert [str(d) for d in differences(_settings(model=("openai/b",), agent_type="tool"), results)] == [
         "model: journal openai/a, now openai/b",
         "agent-type: journal both, now tool",
     ]
     # the scripted model is recorded as openai/scripted; a partial journal of one agent type fits "both"
     scripted = [_result("s::tool::a", "openai/scripted", "tool", 1.0)]
-    assert journal_differences(_settings(model="scripted"), scripted) == []
-    assert [str(d) for d in journal_differences(_settings(model="openai/a", provider="ollama"), scripted)] == [
+    assert differences(_settings(model=("scripted",)), scripted) == []
+    assert [str(d) for d in differences(_settings(model=("openai/a",), provider="ollama"), scripted)] == [
         "model: journal openai/scripted, now openai/a",
         "provider: journal litellm, now ollama",
     ]
-    assert journal_differences(_settings(model="openai/b"), []) == []
+    assert differences(_settings(model=("openai/b",)), []) == []
+    # several models: the journal's model names (labels) must be among this session's
+    labelled = [_result("s::m1::tool::a", "openai/a", "tool", 1.0, label="m1")]
+    assert differences(_settings(model=("openai/a", "openai/b")), labelled) == [Difference("model", ["m1"], ["a", "b"])]

@@ -27,6 +27,11 @@ Scripts
     index is the number of ``assistant`` messages in the request. Past the last turn the server answers the
     script's ``summary`` as plain text (what smolagents' forced final-answer call after ``max_steps`` gets).
 
+    ``{"attempts": [script, script, ...]}`` gives each new conversation for the key (a request at turn index 0) the
+    next of those scripts, round robin per agent type — fixed per-attempt outcomes for repeats. A conversation's later
+    requests use the script its key's latest conversation took: give such scripts one turn each (an answer), or run
+    their attempts one at a time.
+
 Turns
     ``{"tool_calls": [{"name": ..., "arguments": {...}}, ...]}``, ``{"final_answer": value}``,
     ``{"code": "...", "thought": "..."}``, ``{"content": "text"}`` and
@@ -92,7 +97,7 @@ _TURN_KEYS = frozenset(
 )
 #: Faults a turn can inject into its (otherwise successful) response; see the module docstring.
 FAULTS = frozenset({"invalid_json", "truncated", "reset", "slow_drip", "huge_body", "no_usage"})
-_SCRIPT_KEYS = frozenset({"tool", "code", "turns", "summary"})
+_SCRIPT_KEYS = frozenset({"tool", "code", "turns", "summary", "attempts"})
 
 
 #: Usage detail keys a turn (or the server's ``usage_details``) may set: cache reads, cache writes, reasoning tokens.
@@ -122,6 +127,8 @@ class _Script:
     tool: tuple[Turn, ...]
     code: tuple[Turn, ...]
     summary: str
+    #: ``{"attempts": [script, ...]}``: each new conversation (turn 0) takes the next of these, round robin.
+    variants: tuple[_Script, ...] = ()
 
 
 @dataclass
@@ -212,6 +219,14 @@ def _normalise_script(key: str, script: Script) -> _Script:
         unknown = set(script) - _SCRIPT_KEYS
         if unknown:
             raise ValueError(f"{where}: unknown script keys {sorted(unknown)} (allowed: {sorted(_SCRIPT_KEYS)})")
+        if "attempts" in script:
+            variants = script["attempts"]
+            if set(script) != {"attempts"} or not isinstance(variants, Sequence) or not variants:
+                raise ValueError(f"{where}: 'attempts' must be a non-empty list of scripts, alone in its script")
+            parsed = tuple(_normalise_script(f"{key}.attempts[{i}]", v) for i, v in enumerate(variants))
+            if any(v.variants for v in parsed):
+                raise ValueError(f"{where}: an attempt's script cannot have attempts of its own")
+            return _Script(tool=(), code=(), summary=DEFAULT_SUMMARY, variants=parsed)
         both = _turn_list(script.get("turns", []), where + ".turns")
         summary = script.get("summary", DEFAULT_SUMMARY)
         if not isinstance(summary, str):
@@ -435,6 +450,7 @@ class ScriptedModelServer:
         self._lock = threading.Lock()
         self._scripts: dict[str, _Script] = {}
         self._error_hits: dict[tuple[str | None, str | None, int | None, int], int] = {}
+        self._attempt_counts: dict[tuple[str | None, str], int] = {}
         self._log: list[RequestLog] = []
         self._ids = itertools.count(1)
         self._httpd: _HTTPServer | None = None
@@ -540,6 +556,7 @@ class ScriptedModelServer:
         with self._lock:
             self._log.clear()
             self._error_hits.clear()
+            self._attempt_counts.clear()
 
     # ------------------------------------------------------------------------------------- answering
 
@@ -554,6 +571,18 @@ class ScriptedModelServer:
                 if key in text:
                     return key, script
         return None, None
+
+    def _variant(
+        self, key: str | None, agent_type: AgentKind, turn_index: int, variants: tuple[_Script, ...]
+    ) -> _Script:
+        """The attempt's script: a conversation's first request takes the next variant (per key and agent type, round
+        robin); its later requests get the variant the latest conversation of that key took."""
+        with self._lock:
+            counter = (key, agent_type)
+            if turn_index == 0:
+                self._attempt_counts[counter] = self._attempt_counts.get(counter, -1) + 1
+            n = max(self._attempt_counts.get(counter, 0), 0)
+        return variants[n % len(variants)]
 
     def _resolve(self, body: Mapping[str, Any]) -> _Reply:
         tools = body.get("tools")
@@ -570,6 +599,8 @@ class ScriptedModelServer:
                 agent_type=agent_type,
                 turn_index=turn_index,
             )
+        if script.variants:
+            script = self._variant(key, agent_type, turn_index, script.variants)
         turns = script.tool if agent_type == "tool" else script.code
         turn: Turn = turns[turn_index] if turn_index < len(turns) else {"content": script.summary}
         reply = _Reply(key=key, agent_type=agent_type, turn_index=turn_index)
