@@ -164,18 +164,26 @@ class AgentTypeCollector(pytest.Collector):
 
     def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
         agent_type: AgentType = "tool" if self.name == "tool" else "code"  # the collector is named after it
-        return [
-            TaskItem.from_parent(
-                self,
-                name=item_name(task.id, r, self.repeats),
-                task=task,
-                agent_type=agent_type,
-                spec=self.spec,
-                repeat=r,
-            )
-            for task in self.tasks
-            for r in range(self.repeats)
-        ]
+        items = []
+        for task in self.tasks:
+            for r in range(self.repeats):
+                extra: dict[str, Any] = {}
+                structured: Any = getattr(self, "id", None)  # pytest ≥ 9.2: structured node ids
+                if self.repeats > 1 and hasattr(structured, "with_params"):
+                    # the repeat is the id's params, as in pytest's own parametrised ids (--lf compares them)
+                    extra["nodeid"] = structured.child(task.id).with_params(f"repeat-{r}")
+                items.append(
+                    TaskItem.from_parent(
+                        self,
+                        name=item_name(task.id, r, self.repeats),
+                        task=task,
+                        agent_type=agent_type,
+                        spec=self.spec,
+                        repeat=r,
+                        **extra,
+                    )
+                )
+        return items
 
 
 class ModelCollector(pytest.Collector):

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .options import REGRESSION_EXIT_STATUS
-from .records import ItemResult
+from .records import REGRESSION_EXIT_STATUS, ItemResult
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -58,7 +57,9 @@ class Standing:
 
     @property
     def regressed(self) -> bool:
-        return any(row.verdict == "regressed" for row in self.comparisons)
+        """A (model, agent type) of this run regressed against the baseline run (the gate's question; a model of the
+        session that does worse than another is a comparison, not a regression)."""
+        return any(row.kind == "baseline" and row.verdict == "regressed" for row in self.comparisons)
 
 
 def standing(results: Iterable[ItemResult], baseline: Baseline | None, *, models: int) -> Standing:

@@ -13,16 +13,13 @@ from typing import Any
 
 import pytest
 
-from smoltrace_export.records import DIFFICULTIES, TASK_AGENT_TYPES
+from smoltrace_export.records import DIFFICULTIES, REGRESSION_EXIT_STATUS, TASK_AGENT_TYPES
 
 PROVIDERS = ("litellm", "inference", "transformers", "ollama")
 AGENT_TYPE_CHOICES = TASK_AGENT_TYPES
 OUTPUTS = ("json", "hub", "none")
 SEARCH_PROVIDERS = ("duckduckgo", "serper", "serpapi", "brave")
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
-#: The exit status of a session whose comparison found a regression (``--smoltrace-fail-on-regression``): pytest
-#: itself uses 0-5, so CI can tell "the model got worse" from "items failed" (1) and from a broken run.
-REGRESSION_EXIT_STATUS = 6
 
 
 @dataclass(frozen=True)
@@ -226,7 +223,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "temperature",
-        "sampling temperature sent with every model request (providers that accept it; see docs/options.md)",
+        "sampling temperature sent with every model request (providers that accept it; see docs/generation.md)",
         type=_non_negative_float,
         metavar="T",
         smoltrace_flag="--temperature",
@@ -364,7 +361,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec(
         "fail-on-regression",
-        f"end the session with exit status {REGRESSION_EXIT_STATUS} when a comparison says 'regressed'",
+        f"end the session with exit status {REGRESSION_EXIT_STATUS} when the comparison with --smoltrace-baseline "
+        "says 'regressed' for a model and agent type (items failing alone: 1)",
         False,
         type=_bool,
         kind="flag",

@@ -143,14 +143,15 @@ def _start_roles(
     budget = _budget(identity)
     if is_controller:
         from .aggregate import Aggregator
+        from .gate import load_baseline
+        from .preflight import runs_items
+
+        # read before the run directory is made: a baseline that cannot be read is a usage error that leaves none
+        baseline = load_baseline(settings) if runs_items(config) else None
 
         aggregator = Aggregator(
             identity.run_dir if identity.writes_files else None, previous, resumed=bool(settings.resume)
         )
-        from .gate import load_baseline
-        from .preflight import runs_items
-
-        baseline = load_baseline(settings) if runs_items(config) else None
         active.controller = ControllerPlugin(
             identity, aggregator, resumed_from_settings=resumed_from, baseline=baseline
         )

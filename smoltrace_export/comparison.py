@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import json_sink
+from .records import REGRESSION_EXIT_STATUS
 from .statistics import DECIMALS, Outcome, agent_order, group_outcomes, text_table
 
 if TYPE_CHECKING:
@@ -66,10 +67,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: The exit status of a run (pytest plugin, ``smoltrace-compare --fail-on-regression``) in which a comparison says
-#: ``regressed``: distinct from pytest's 1 (tests failed), 2 (interrupted), 3, 4 and 5.
-REGRESSION_EXIT_STATUS = 6
 
 ComparisonVerdict = Literal["regressed", "improved", "no significant change", "insufficient data"]
 REGRESSED: ComparisonVerdict = "regressed"

@@ -20,6 +20,7 @@ __all__ = [
     "CANCELLED",
     "DIFFICULTIES",
     "KEYWORD_MODES",
+    "REGRESSION_EXIT_STATUS",
     "SCHEMA_VERSION",
     "STOP_REASONS",
     "TASK_AGENT_TYPES",
@@ -64,6 +65,11 @@ CANCELLED = "Cancelled"
 WORKER_CRASHED = "WorkerCrashed"
 #: ``error_type`` of attempts that did not finish: they are re-run on resume, and pass@1 does not count them.
 UNFINISHED_ERROR_TYPES = frozenset({WORKER_CRASHED, CANCELLED})
+
+#: The exit status of a run (the pytest plugin's ``--smoltrace-fail-on-regression``, ``smoltrace-compare
+#: --fail-on-regression``) in which a comparison with the baseline says ``regressed``: distinct from pytest's own
+#: 0-5 (1: items failed, 2: interrupted, 3: internal error, 4: usage error, 5: nothing collected).
+REGRESSION_EXIT_STATUS = 6
 
 #: Bumped whenever a field of a persisted record changes meaning.
 SCHEMA_VERSION = 1
