@@ -202,7 +202,13 @@ class ControllerPlugin:
             from .gate import summary_lines
 
             settings = self.identity.settings
-            statistics = summary_lines(self.standing, repeats=settings.repeats, gate=settings.fail_on_regression)
+            statistics = summary_lines(
+                self.standing,
+                repeats=settings.repeats,
+                gate=settings.fail_on_regression,
+                baseline=settings.baseline,
+                models=len(self.identity.specs),
+            )
         if summaries:
             write_summary(terminalreporter, summaries, self.aggregator.run_dir, statistics)
         for line in self.publish_lines:

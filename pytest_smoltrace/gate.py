@@ -85,15 +85,20 @@ def gated_exit_status(exitstatus: int, standing: Standing, settings: Settings) -
     return exitstatus
 
 
-def summary_lines(standing: Standing, *, repeats: int, gate: bool) -> Sequence[tuple[str, bool]]:
-    """The terminal summary's statistics and comparison tables: (line, red)."""
+def summary_lines(
+    standing: Standing, *, repeats: int, gate: bool, baseline: str | None = None, models: int = 1
+) -> Sequence[tuple[str, bool]]:
+    """The terminal summary's statistics and comparison tables: (line, red). ``baseline``: its reference as given."""
     from smoltrace_export.comparison import comparison_table
     from smoltrace_export.statistics import statistics_table
 
     lines: list[tuple[str, bool]] = []
     if standing.statistics and (repeats > 1 or standing.comparisons):
+        lines.append(("statistics (statistics.json; pass^N: every one of N attempts passed):", False))
         lines += [(line, False) for line in statistics_table(list(standing.statistics))]
     if standing.comparisons:
+        against = [f"the baseline {baseline}" if baseline else "", "each other" if models > 1 else ""]
+        lines.append((f"comparison with {' and '.join(a for a in against if a)} (comparison.json):", False))
         lines += [(line, "regressed" in line) for line in comparison_table(list(standing.comparisons))]
         if standing.regressed:
             status = (

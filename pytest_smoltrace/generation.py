@@ -152,6 +152,8 @@ def plan(generation: Generation, spec: ModelSpec) -> GenerationPlan:
     checks, no request is made), so a setting that would make every request fail is ignored with litellm's reason.
     """
     effective = generation.over(PROVIDER_DEFAULTS.get(spec.provider, Generation()))
+    if not effective:  # nothing to send: no need to ask litellm (its import costs seconds)
+        return GenerationPlan(route=f"{spec.provider}: no generation settings (the provider's defaults)")
     planner = _PLANNERS.get(spec.provider)
     if planner is None:
         draft = _Draft(f"unknown provider {spec.provider!r}", generation, generation)

@@ -258,3 +258,73 @@ def test_a_bad_models_file_names_the_file_row_and_field(pytester: pytest.Pyteste
     result = pytester.runpytest_subprocess("--smoltrace-models", "models.yaml", "--smoltrace-dataset", "none")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in result.stderr.str(), result.stderr.str()
+
+
+def test_repeats_publish_to_the_hub_and_a_published_results_dataset_is_a_baseline(bench: Any, fake_hub: Any) -> None:
+    good = bench(
+        tasks(SIX),
+        {f"[q-{t}]": RIGHT for t in SIX},
+        "--smoltrace-repeats",
+        "2",
+        "--smoltrace-output",
+        "hub",
+        run_id="hub-base",
+        subprocess=True,
+    )
+    assert good.result.ret == pytest.ExitCode.OK, good.stdout
+    (results_repo,) = [r for r in fake_hub.repos.ids() if "-results-" in r]
+    import datasets
+
+    board = datasets.load_dataset("tester/smoltrace-leaderboard", split="train").to_list()
+    assert [(r["repeats"], r["pass_hat_k"], r["flaky_task_count"]) for r in board] == [(2, '{"1": 1.0, "2": 1.0}', 0)]
+    # the Hub's results dataset as the baseline (USER/NAME): every task now fails both repeats
+    worse = bench(
+        tasks(SIX),
+        {f"[q-{t}]": WRONG for t in SIX},
+        "--smoltrace-repeats",
+        "2",
+        "--smoltrace-baseline",
+        results_repo,
+        "--smoltrace-fail-on-regression",
+        run_id="vs-hub",
+        subprocess=True,
+    )
+    assert worse.result.ret == 6, worse.stdout
+    (row,) = worse.read("comparison.json")
+    assert (row["kind"], row["paired_tasks"], row["test"], row["verdict"]) == (
+        "baseline",
+        6,
+        "paired permutation",
+        "regressed",
+    )
+    assert row["p_value"] == pytest.approx(2 * 0.5**6)  # six tasks all worse: the most extreme of 2**6 sign patterns
+
+
+def test_smoltrace_eval_runs_repeats_and_writes_the_statistics(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "smoltrace-eval"
+    proc = subprocess.run(
+        [
+            str(script),
+            *("--model", "scripted", "--agent-type", "tool", "--difficulty", "easy", "--repeats", "2"),
+            *("--output-dir", str(tmp_path / "out"), "--run-id", "eval"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
+    (stats,) = read(tmp_path / "out" / "eval", "statistics.json")
+    assert (stats["model"], stats["agent_type"], stats["tasks"], stats["repeats"], stats["attempts"]) == (
+        "openai/scripted",
+        "tool",
+        5,
+        2,
+        10,
+    )
+    rows = read(tmp_path / "out" / "eval", "results.json")
+    assert stats["successes"] == sum(r["success"] for r in rows)
+    assert "pass^N" in proc.stdout
