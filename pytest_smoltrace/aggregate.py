@@ -5,12 +5,15 @@ Runs only where ``not hasattr(config, "workerinput")`` (the xdist controller, or
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from importlib import metadata as importlib_metadata
@@ -70,7 +73,14 @@ class Aggregator:
 
     def add(self, result: ItemResult) -> ItemResult:
         """File one attempt; its ``record.attempt`` (counted by the process that ran it) is offset by the attempts
-        earlier sessions hold. Returns the result as filed."""
+        earlier sessions hold. Returns the result as filed.
+
+        Memory and journal get the attempt together: a Ctrl-C that arrives in between is held until both have it
+        (:func:`_sigint_held`), so results.json never holds a row that journal.jsonl lacks, nor the reverse."""
+        with _sigint_held():
+            return self._add(result)
+
+    def _add(self, result: ItemResult) -> ItemResult:
         attempt = self._base.get(result.nodeid, 0) + max(result.record.attempt, 0)
         held = self._attempts.get((result.nodeid, attempt))
         if held is not None and CANCELLED in (held.record.error_type, result.record.error_type):
@@ -154,6 +164,29 @@ class Aggregator:
 
     def summaries(self, planned: dict[tuple[str, str], int]) -> list[AgentSummary]:
         return summarize(self.attempts, planned)
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) back for the duration, then deliver it to the handler it was meant for.
+
+    The handler is swapped, not the signal mask: a process-directed signal reaches any thread that does not block
+    it, and the run-ahead threads would let it through. Only the main thread may install handlers (the hooks that
+    file results run there); elsewhere this is a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            if callable(previous):
+                previous(signal.SIGINT, None)  # pytest's: default_int_handler raises KeyboardInterrupt
+            elif previous == signal.SIG_DFL:
+                signal.raise_signal(signal.SIGINT)
 
 
 def _spent(result: ItemResult) -> bool:
