@@ -1,7 +1,9 @@
-"""Collection: task sources become collectors, each (task, agent type) a :class:`TaskItem`.
+"""Collection: task sources become collectors, each (task, agent type, model, repeat) a :class:`TaskItem`.
 
 Node ids: ``smoltrace/<source-label>::<agent_type>::<id>`` for the ``--smoltrace-dataset`` source and
-conftest tasks, ``<path>::<agent_type>::<id>`` for ``smoltrace_*.json(l)`` files under the test paths.
+conftest tasks, ``<path>::<agent_type>::<id>`` for ``smoltrace_*.json(l)`` files under the test paths; with several
+models a ``<label>`` level before the agent type, with ``--smoltrace-repeats N`` > 1 ``[repeat-I]`` after the id
+(the id's params, as in pytest's parametrised ids). What becomes of attempts no run reported is :mod:`.attempts`.
 Modelled on pytest's non-Python collection example (``doc/en/example/nonpython``).
 """
 
@@ -16,15 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .concurrency import Fate, RunDeadlineExceeded, Unreported, attempt_of
+from .concurrency import RunDeadlineExceeded, attempt_of
 from .identity import IDENTITY_KEY, RunIdentity
-from .records import AGENT_TYPES, CANCELLED, WORKER_CRASHED, AgentType, Check, ItemResult, RunRecord, StopReason
+from .records import AGENT_TYPES, AgentType, ItemResult
 from .settings import Settings
 from .tasks import TASK_FILE_SUFFIXES, Task, TaskError, load_file, load_source, select, source_label, tasks_from_objects
-from .transport import attach_result
 
 if TYPE_CHECKING:
-    from .concurrency import RunAhead
     from .models import ModelSpec
 
 FIXED_MARKERS = {
@@ -122,7 +122,7 @@ class TaskItem(pytest.Item):
 
         if isinstance(excinfo.value, (SmoltraceFailure, SmoltraceRunError)):
             return failure_text(excinfo.value.result)
-        if _is_deadline(excinfo.value):
+        if is_deadline(excinfo.value):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 
@@ -133,7 +133,7 @@ class TaskItem(pytest.Item):
 
         if isinstance(excinfo.value, (SmoltraceFailure, SmoltraceRunError)):
             return failure_text(excinfo.value.result)
-        if _is_deadline(excinfo.value):
+        if is_deadline(excinfo.value):
             return str(excinfo.value)
         return super()._repr_failure_py(excinfo, style)
 
@@ -144,7 +144,7 @@ class TaskItem(pytest.Item):
         return self.path, None, about + (f", repeat {self.repeat}" if self.nodeid.endswith("]") else "")
 
 
-def _is_deadline(exc: BaseException) -> bool:
+def is_deadline(exc: BaseException) -> bool:
     return isinstance(exc, RunDeadlineExceeded)
 
 
@@ -375,189 +375,3 @@ def collect_into(session: pytest.Session, items: list[pytest.Item], identity: Ru
     for collector in source_collectors(session, identity.settings):
         items.extend(session.genitems(collector))
     session.config.stash[ORDER_KEY] = [i.nodeid for i in items if isinstance(i, TaskItem)]
-
-
-def _unrun_result(
-    nodeid: str,
-    identity: RunIdentity,
-    *,
-    detail: str,
-    error_type: str,
-    spent: int | None,
-    timed_out: bool = False,
-    actual: str = "no run",
-) -> ItemResult | None:
-    """A result for an item whose agent run produced none (``spent``: its tokens, 0 or unknown)."""
-    import time
-
-    from .records import Verdict
-
-    parsed = parse_nodeid(nodeid, identity.labels)
-    if parsed is None:
-        return None
-    spec = identity.spec_for(parsed.label)
-    record = RunRecord(
-        task_id=parsed.task_id,
-        agent_type=parsed.agent_type,
-        source=parsed.source,
-        repeat=parsed.repeat,
-        model=spec.label,
-        model_label=spec.name,
-        provider=spec.provider,
-        run_id=identity.run_id,
-        response=None,
-        final_answer_called=False,
-        stop_reason="timeout" if timed_out else "error",
-        steps=(),
-        tool_calls=(),
-        prompt_tokens=spent,
-        completion_tokens=spent,
-        duration_ms=0.0,
-        started_at=time.time(),
-        error=detail,
-        error_type=error_type,
-        nodeid=nodeid,
-    )
-    verdict = Verdict(
-        checks=(Check("final_answer", False, "called", actual),), error=f"{record.stop_reason}: {record.error}"
-    )
-    return ItemResult(nodeid=nodeid, record=record, verdict=verdict)
-
-
-def crash_result(nodeid: str, detail: str, identity: RunIdentity) -> ItemResult | None:
-    """The result of an item whose xdist worker died while running it (recorded, never silently dropped)."""
-    return _unrun_result(
-        nodeid,
-        identity,
-        detail=f"the worker process crashed while running this item: {detail[:500]}",
-        error_type=WORKER_CRASHED,
-        spent=None,
-        actual="worker crashed",
-    )
-
-
-# -- results of attempts no agent run reported: failed from outside, timed out, cancelled -----------------------------
-
-
-def _outside_reason(call: pytest.CallInfo[None], report: pytest.TestReport) -> tuple[str, str]:
-    """What failed the item from outside the agent run, and its type name (from the exception, else the report)."""
-    if call.excinfo is not None:
-        return call.excinfo.exconly()[:1000], call.excinfo.typename
-    text = (report.longreprtext or "").strip().splitlines()
-    return (text[-1] if text else f"{report.when} {report.outcome}")[:1000], "ExternalFailure"
-
-
-def _is_pytest_timeout(reason: str) -> bool:
-    return "Timeout" in reason and "pytest-timeout" in reason
-
-
-def settle_report(
-    item: TaskItem, call: pytest.CallInfo[None], report: pytest.TestReport, run_ahead: RunAhead | None
-) -> None:
-    """``pytest_runtest_makereport`` (where the item runs): put this attempt's result on its report, whatever failed.
-
-    - setup failed with our own error: the run's result; with pytest-timeout's deadline (:class:`RunDeadlineExceeded`)
-      or anything else from outside while the run was in flight: nothing now, the run is kept and recorded at the end
-      of the session with its spend (:func:`unreported_results`); before any run started: a result with no spend;
-    - setup skipped (another plugin) after a run was started ahead for the item: that run is recorded as cancelled;
-    - call: the run's result; when something other than the verdict failed the call, the result gains a failed
-      ``pytest_outcome`` check naming it (pytest's ``F`` and the row agree).
-    """
-    result = item.stash.get(RESULT_KEY, None)
-    if result is not None and result.record.attempt != attempt_of(item):
-        result = None  # an earlier attempt's: this attempt failed before the item's setup ran
-    exc = call.excinfo.value if call.excinfo is not None else None
-    ours = isinstance(exc, (SmoltraceFailure, SmoltraceRunError))
-    if call.when == "setup":
-        if ours and result is not None:
-            attach_result(report, result)
-            return
-        if report.skipped:
-            if run_ahead is not None:
-                run_ahead.abandon(item, "cancelled", f"skipped: {_outside_reason(call, report)[0]}")
-            return
-        if not report.failed:
-            return
-        reason, type_name = _outside_reason(call, report)
-        if exc is not None and _is_deadline(exc):
-            disarm = getattr(item, "cancel_timeout", None)  # pytest-timeout's backstop fires once, as its own timer
-            if callable(disarm):
-                disarm()
-        fate: Fate = "timeout" if (exc is not None and _is_deadline(exc)) or _is_pytest_timeout(reason) else "error"
-        if result is not None:  # the run had finished: failed from outside after it (a plugin's later setup hook)
-            record = result.record
-            stop: StopReason = "timeout" if fate == "timeout" else "error"
-            detail = f"failed from outside the agent run: {reason}"
-            record = dataclasses.replace(record, stop_reason=stop, error=detail, error_type=type_name)
-            verdict = dataclasses.replace(result.verdict, error=f"{stop}: {detail}")
-            attach_result(report, dataclasses.replace(result, record=record, verdict=verdict))
-            return
-        if run_ahead is not None and run_ahead.abandon(item, fate, reason, type_name):
-            return  # recorded at the end of the session, with the run's spend
-        unrun = _unrun_result(
-            item.nodeid,
-            item.identity,
-            detail=f"failed before its agent run started: {reason}",
-            error_type="Timeout" if fate == "timeout" else type_name,
-            spent=0,
-            timed_out=fate == "timeout",
-        )
-        if unrun is not None:
-            attach_result(report, _with_attempt(unrun, attempt_of(item)))
-    elif call.when == "call" and result is not None:
-        if report.failed and not ours:
-            reason, _ = _outside_reason(call, report)
-            checks = (*result.verdict.checks, Check("pytest_outcome", False, "passed", reason))
-            result = dataclasses.replace(result, verdict=dataclasses.replace(result.verdict, checks=checks))
-        attach_result(report, result)
-
-
-def _with_attempt(result: ItemResult, attempt: int) -> ItemResult:
-    return dataclasses.replace(result, record=dataclasses.replace(result.record, attempt=attempt))
-
-
-def unreported_results(
-    entries: Iterable[Unreported],
-    stop_reason: str | None,
-    recorded: Callable[[ItemResult], bool] | None = None,
-) -> list[ItemResult]:
-    """Results for the runs no report carried (:meth:`RunAhead.drain`), each with its spend and what became of it.
-
-    A run started ahead for an item pytest never ran is ``Cancelled`` (not completed; a resume runs it again), and so
-    is a run Ctrl-C interrupted while pytest was running its item; a run pytest stopped waiting for is the item's
-    timeout or error, as pytest reported it. ``recorded``: whether a result is recorded already (this process's
-    results); a run whose result pytest had been handed when Ctrl-C landed (``entry.handed``) is kept only when it
-    says no, so that it is counted once (without it, as in an xdist worker, such a run is left out)."""
-    from .concurrency import INTERRUPTED
-    from .records import Verdict
-
-    out = []
-    for entry in entries:
-        result, record = entry.result, entry.result.record
-        if entry.handed and (recorded is None or recorded(result)):
-            continue
-        stop: StopReason
-        ran = f"; the run itself ended with {record.stop_reason}" + (f": {record.error}" if record.error else "")
-        again = f"its spend is recorded, and --smoltrace-resume runs the item again{ran}"
-        if entry.fate == "interrupted":
-            detail = f"cancelled: {entry.reason or INTERRUPTED}; {again}"
-            stop, error_type = "error", CANCELLED
-        elif entry.fate == "cancelled":
-            why = entry.reason or stop_reason or "the session ended first"
-            detail = (
-                f"cancelled: its run had started ahead (--smoltrace-concurrency) but pytest never ran the item "
-                f"({why}); {again}"
-            )
-            stop, error_type = "error", CANCELLED
-        elif entry.fate == "timeout":
-            detail = f"{entry.reason}: pytest stopped waiting; the run went on, and its spend is recorded"
-            stop, error_type = "timeout", "Timeout"
-        else:
-            detail = f"failed from outside the agent run: {entry.reason or 'no detail'}"
-            stop, error_type = "error", entry.error_type or "ExternalFailure"
-        record = dataclasses.replace(
-            record, stop_reason=stop, error=detail, error_type=error_type, attempt=entry.attempt
-        )
-        verdict = Verdict(checks=result.verdict.checks, error=f"{stop}: {detail}")
-        out.append(dataclasses.replace(result, record=record, verdict=verdict))
-    return out

@@ -89,7 +89,7 @@ class Unreported:
     reason: str | None
     error_type: str | None = None
     #: Ctrl-C landed after the run's result was handed to pytest: its report may or may not have been recorded (the
-    #: caller keeps it only when the result is not recorded already; see :func:`collect.unreported_results`).
+    #: caller keeps it only when the result is not recorded already; see :func:`attempts.unreported_results`).
     handed: bool = False
 
 

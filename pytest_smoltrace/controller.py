@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .collect import TaskItem, crash_result, parse_nodeid
+from .attempts import crash_result
+from .collect import TaskItem, parse_nodeid
 from .gate import Baseline, Standing
 from .identity import RunIdentity
 from .transport import ProcessReport, attach_result, report_payload, result_from_payload

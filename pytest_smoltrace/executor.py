@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .collect import ITEM_RUNNER_KEY, ORDER_KEY, SmoltraceRunError, TaskItem, collect_into, settle_report, task_file
+from .attempts import settle_report
+from .collect import ITEM_RUNNER_KEY, ORDER_KEY, SmoltraceRunError, TaskItem, collect_into, task_file
 from .identity import RunIdentity
 from .transport import ProcessReport
 
@@ -210,7 +211,7 @@ class ExecutorPlugin:
         run_ahead = self.run_ahead
         if run_ahead is None:
             return []
-        from .collect import unreported_results
+        from .attempts import unreported_results
         from .report import stop_reason
 
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
