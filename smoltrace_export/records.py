@@ -330,6 +330,8 @@ class RunRecord:
         data["tool_calls"] = [c.to_dict() for c in self.tool_calls]
         data["retries"] = [r.to_dict() for r in self.retries]
         data["total_tokens"] = self.total_tokens
+        if self.model_label is None:  # a session's only model: journal lines stay as they were before labels
+            del data["model_label"]
         return data
 
     @classmethod

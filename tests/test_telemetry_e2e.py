@@ -9,11 +9,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from typing import Any
 
 import pytest
-from test_telemetry_tracing import _decode, _Receiver, assert_lean
+from helpers import decode_spans, otlp_receiver, scripted_args
+from test_telemetry_tracing import assert_lean
 
 from pytest_smoltrace.testing import ScriptedModelServer
 
@@ -150,7 +150,7 @@ def test_the_bundled_scripted_run_writes_lean_traces_every_reader_reads(
 def test_cost_is_tokens_times_price_or_null(
     bench: Any, server: ScriptedModelServer, model: str, extra: tuple[str, ...], expected_per_token: Any
 ) -> None:
-    run = bench(TASKS, SCRIPTS, "--smoltrace-model", model, *extra, subprocess=True)
+    run = bench(TASKS, SCRIPTS, *extra, subprocess=True, model=model)
     run.result.assert_outcomes(passed=2)
     if expected_per_token == "litellm":
         import litellm
@@ -194,11 +194,9 @@ def test_otlp_export_from_the_plugin_reaches_a_real_receiver(
     for key, script in SCRIPTS.items():
         server.add_script(key, script)
     (pytester.path / "tasks.json").write_text(json.dumps(TASKS))
-    receiver = _Receiver()
-    threading.Thread(target=receiver.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_address[1]}"}
-    env.pop("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", None)
-    try:
+    with otlp_receiver() as receiver:
+        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}"}
+        env.pop("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", None)
         proc = subprocess.run(
             [
                 sys.executable,
@@ -207,12 +205,7 @@ def test_otlp_export_from_the_plugin_reaches_a_real_receiver(
                 "-q",
                 "-p",
                 "no:cacheprovider",
-                "--smoltrace-model",
-                "openai/scripted",
-                "--smoltrace-api-base",
-                server.base_url,
-                "--smoltrace-dataset",
-                "tasks.json",
+                *scripted_args(server.base_url),
                 "--smoltrace-otlp",
                 "--smoltrace-run-id",
                 "otlp",
@@ -223,11 +216,8 @@ def test_otlp_export_from_the_plugin_reaches_a_real_receiver(
             text=True,
             timeout=180,
         )
-    finally:
-        receiver.shutdown()
-        receiver.server_close()
     assert proc.returncode == 0, proc.stdout[-3000:]
-    received = _decode([body for _, body in receiver.requests])
+    received = decode_spans(receiver.bodies)
     docs = json.loads((pytester.path / "smoltrace_results" / "otlp" / "traces.json").read_text())
     assert docs
     for doc in docs:

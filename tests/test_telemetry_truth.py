@@ -101,7 +101,7 @@ def test_cached_and_reasoning_tokens_are_counted_priced_and_traced(bench: Any, s
     import litellm
 
     server.usage_details = {"cached_tokens": 40, "reasoning_tokens": 3, "cache_creation_tokens": 7}
-    run = bench(TASKS, SCRIPTS, "--smoltrace-model", "openai/gpt-4o-mini", subprocess=True)
+    run = bench(TASKS, SCRIPTS, subprocess=True, model="openai/gpt-4o-mini")
     run.result.assert_outcomes(passed=4)
     sent = server.usage_for()
     assert sent["requests"] == 8 and sent["cached_tokens"] == 8 * 40 and sent["reasoning_tokens"] < 8 * 3 + 1
