@@ -371,6 +371,9 @@ def write_outputs(
         "dataset_revision": settings.revision,
         "run_status": run_status,
         "resumed_items": aggregator.resumed,
+        "record_mode": settings.record_mode,
+        "cassette_dir": str(settings.cassettes) if settings.record_mode else None,
+        "replayed_attempts": sum(r.record.replayed for r in results),
         "resumed_from_settings": resumed_from_settings,
         "pricing": {
             "source": price.source if price else "unknown",

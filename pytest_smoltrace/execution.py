@@ -60,11 +60,16 @@ def run_and_judge(
     with tracing.item_trace(f"{agent_type} {task.id}", attributes, model=spec.model_id, price=price) as trace:
         record = run_task(task, agent_type, cfg, nodeid=nodeid, cancel=cancel)
         trace.set_output(record.response if record.response is not None else record.error)
+        if record.replayed:  # its model calls and tool results came from a cassette: nothing was newly executed
+            trace.set_attributes({"smoltrace.replayed": True})
+        spent = cost.record_cost_usd(price, record)
         record = dataclasses.replace(
             record,
             trace_id=trace.trace_id,
             span_id=trace.span_id,
-            cost_usd=cost.record_cost_usd(price, record),
+            # a replayed run cost nothing now; what its recorded calls cost is kept apart, never mixed in
+            cost_usd=0.0 if record.replayed else spent,
+            recorded_cost_usd=spent if record.replayed else None,
             repeat=repeat,
         )
         verdict = judge(task, record, extra_checks=user_checks(judges, task, record))

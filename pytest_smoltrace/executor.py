@@ -39,6 +39,7 @@ TIMEOUT_BACKSTOP_S = 10.0
 
 def run_config(identity: RunIdentity, box: Toolbox | None) -> RunConfig:
     """The run configuration of the session's agents: the options, with the toolbox's tools, prompts and limits."""
+    from .cassettes import CassetteShelf
     from .runner import RunConfig
 
     settings = identity.settings
@@ -54,6 +55,7 @@ def run_config(identity: RunIdentity, box: Toolbox | None) -> RunConfig:
         prompt_templates=box.prompt_templates if box else {},
         planning_interval=box.planning_interval if box else None,
         additional_imports=box.additional_imports if box else (),
+        cassettes=CassetteShelf(settings.cassettes, settings.record_mode) if settings.record_mode else None,
     )
 
 

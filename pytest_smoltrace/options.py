@@ -20,6 +20,8 @@ AGENT_TYPE_CHOICES = TASK_AGENT_TYPES
 OUTPUTS = ("json", "hub", "none")
 SEARCH_PROVIDERS = ("duckduckgo", "serper", "serpapi", "brave")
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
+#: ``--smoltrace-record-mode`` (pytest-recording's names; :mod:`.cassettes`).
+RECORD_MODES = ("none", "once", "new_episodes", "all")
 
 
 @dataclass(frozen=True)
@@ -366,6 +368,19 @@ OPTIONS: tuple[OptionSpec, ...] = (
         False,
         type=_bool,
         kind="flag",
+    ),
+    OptionSpec(
+        "record-mode",
+        "record and replay model calls and tool results, one cassette per item (pytest-recording's modes: none = "
+        "replay only, never the network; once = record items without a cassette, replay the rest; new_episodes = "
+        "replay what matches, record the rest; all = always record); default: off",
+        choices=RECORD_MODES,
+        env="SMOLTRACE_RECORD_MODE",
+    ),
+    OptionSpec(
+        "cassette-dir",
+        "where the cassettes are (default: <output-dir>/cassettes)",
+        metavar="DIR",
     ),
     OptionSpec(
         "resume-force",

@@ -123,7 +123,7 @@ def find_problems(
 ) -> list[str]:
     """The problems of these settings and models, one line each (empty: the run may start)."""
     checks: list[Callable[[], str | None]] = []
-    if runs_items:
+    if runs_items and settings.record_mode != "none":  # replay only: no key, no server (they may be gone)
         for c in contenders:
             checks += [functools.partial(credential_problem, c), functools.partial(server_problem, c)]
     checks.append(lambda: dataset_problem(settings, base_dir))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import astguard
+from .cassettes import CURRENT_CASSETTE, Cassette, CassetteMiss, CassetteShelf
 from .models import ModelSpec, get_model
 from .records import CANCELLED, AgentType, RunRecord, StepInfo, StepKind, StopReason, excerpt
 from .retry import CURRENT_LOG, RetryLog
@@ -57,6 +58,8 @@ class RunConfig:
     prompt_templates: dict[str, Any] = field(default_factory=dict)
     planning_interval: int | None = None
     additional_imports: tuple[str, ...] = ()
+    #: ``--smoltrace-record-mode``: where each item's cassette is and how it is used; None: off.
+    cassettes: CassetteShelf | None = None
 
 
 @dataclass
@@ -383,7 +386,29 @@ def run_task(
     from smoltrace_tools.recording import ToolRecorder
 
     astguard.install()  # agent threads parse code while pytest's main thread may render a traceback
-    recorder = ToolRecorder(timeout_s=cfg.tool_timeout_s)
+    cassette: Cassette | None = None
+    if cfg.cassettes is not None:
+        try:
+            cassette = cfg.cassettes.open(nodeid or task.id)
+        except CassetteMiss as exc:  # an unreadable cassette: this item's error, the session goes on
+            return _make_record(
+                task,
+                agent_type,
+                cfg,
+                nodeid,
+                time.time(),
+                response=None,
+                final_answer_called=False,
+                stop_reason="error",
+                steps=(),
+                tool_calls=(),
+                prompt_tokens=0,
+                completion_tokens=0,
+                duration_ms=0.0,
+                error=str(exc),
+                error_type=CassetteMiss.__name__,
+            )
+    recorder = ToolRecorder(timeout_s=cfg.tool_timeout_s, tape=cassette)
     with contextlib.suppress(Exception):
         get_model(cfg.spec)  # built once per process; its import/build time is not the item's (errors: below)
     started_at = time.time()
@@ -419,6 +444,7 @@ def run_task(
     def _target() -> None:
         CURRENT_LOG.set(retry_log)  # this thread's context: the model wrapper logs this item's retries here
         CURRENT_USAGE.set(usage_log)  # … and the usage probe each call's cached and reasoning tokens
+        CURRENT_CASSETTE.set(cassette)  # … and replays or records this item's model calls there
         try:
             if cancel is not None and cancel.is_set():
                 raise _NotStarted
@@ -468,6 +494,13 @@ def run_task(
     unreported = steps.unreported_steps()
     if unreported:
         _log_unreported(cfg.spec.label, nodeid or task.id, unreported)
+    replayed = False
+    if cassette is not None:
+        if cassette.miss is not None:  # a request or tool call without a recording: never a pass
+            stop_reason, error, error_type, response = "error", cassette.miss, CassetteMiss.__name__, None
+        elif cassette.needs_saving and stop_reason in ("final_answer", "max_steps"):
+            cassette.save({"model": cfg.spec.label, "agent_type": agent_type, "task_id": task.id})
+        replayed = cassette.replayed
     return _make_record(
         task,
         agent_type,
@@ -488,4 +521,5 @@ def run_task(
         cached_input_tokens=usage_log.total("cache_read"),
         cache_creation_input_tokens=usage_log.total("cache_creation"),
         reasoning_tokens=usage_log.total("reasoning"),
+        replayed=replayed,
     )

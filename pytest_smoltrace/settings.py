@@ -62,9 +62,16 @@ class Settings:
     private: bool
     run_id: str | None
     baseline: str | None
+    record_mode: str | None
+    cassette_dir: Path | None
     fail_on_regression: bool
     resume: str | None
     resume_force: bool
+
+    @property
+    def cassettes(self) -> Path:
+        """Where the cassettes are: ``--smoltrace-cassette-dir``, else ``<output-dir>/cassettes``."""
+        return self.cassette_dir if self.cassette_dir is not None else self.output_dir / "cassettes"
 
     def public_dict(self) -> dict[str, Any]:
         """Option values safe to write into output files: paths as text, credentials in URLs removed."""
@@ -116,7 +123,7 @@ def resolve(config: pytest.Config, overrides: dict[str, Any] | None = None) -> S
     if (values["price_input"] is None) != (values["price_output"] is None):
         raise pytest.UsageError("--smoltrace-price-input and --smoltrace-price-output go together (USD per 1M tokens)")
     invocation_dir = Path(config.invocation_params.dir)
-    for name in ("output_dir", "working_dir", "prompt_yml", "models"):
+    for name in ("output_dir", "working_dir", "prompt_yml", "models", "cassette_dir"):
         if values[name] is not None:
             path = Path(values[name]).expanduser()
             values[name] = path if path.is_absolute() else invocation_dir / path

@@ -302,6 +302,10 @@ class RunRecord:
     #: The model's name in this session (``--smoltrace-models`` label, or the label made for one of several
     #: ``--smoltrace-model`` values); ``None`` for a session's only, unnamed model. ``model`` stays the model id.
     model_label: str | None = None
+    #: Every model call came from a cassette (``--smoltrace-record-mode``): ``cost_usd`` is 0, and what the recorded
+    #: calls cost (at the run's price) is ``recorded_cost_usd``.
+    replayed: bool = False
+    recorded_cost_usd: float | None = None
 
     @property
     def model_name(self) -> str:
@@ -330,8 +334,9 @@ class RunRecord:
         data["tool_calls"] = [c.to_dict() for c in self.tool_calls]
         data["retries"] = [r.to_dict() for r in self.retries]
         data["total_tokens"] = self.total_tokens
-        if self.model_label is None:  # a session's only model: journal lines stay as they were before labels
-            del data["model_label"]
+        for name, default in (("model_label", None), ("replayed", False), ("recorded_cost_usd", None)):
+            if data[name] == default:  # journal lines of runs without these stay as they were before them
+                del data[name]
         return data
 
     @classmethod
@@ -365,6 +370,8 @@ class RunRecord:
             reasoning_tokens=data.get("reasoning_tokens"),
             attempt=int(data.get("attempt") or 0),
             model_label=data.get("model_label"),
+            replayed=bool(data.get("replayed", False)),
+            recorded_cost_usd=data.get("recorded_cost_usd"),
         )
 
 

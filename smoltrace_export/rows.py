@@ -104,6 +104,8 @@ def result_row(result: ItemResult, *, first: bool | None = None, final: bool = T
         "error_type": record.error_type,
         "repeat": record.repeat,
         "model_label": record.model_label,
+        "replayed": record.replayed,
+        "recorded_cost_usd": record.recorded_cost_usd,
         "attempt": record.attempt,
         "final_attempt": final,
         "schema_version": SCHEMA_VERSION,

@@ -92,6 +92,11 @@ RESULTS_SCHEMA: dict[str, tuple[ColumnType, str]] = {
         "The model's name in the session (--smoltrace-models label, or made for one of several --smoltrace-model "
         "values); null for a session's only, unnamed model. Statistics group by it, else by `model`.",
     ),
+    "replayed": (
+        "bool",
+        "Every model call came from a cassette (--smoltrace-record-mode): cost_usd is 0; see recorded_cost_usd.",
+    ),
+    "recorded_cost_usd": ("float64", "What a replayed item's recorded model calls cost (at this run's price); or null."),
     "attempt": (
         "int64",
         "0-based attempt of the item: one row per attempt (pytest-rerunfailures reruns; the re-run of a cancelled "

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from smoltrace_export.records import ToolCall, excerpt, jsonable
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ToolRecorder", "ToolTimeout", "bind_arguments", "call_with_timeout"]
+__all__ = ["ReplayedToolError", "ToolRecorder", "ToolTape", "ToolTimeout", "bind_arguments", "call_with_timeout"]
 
 _RECORDER_ATTR = "__smoltrace_recorder__"
 _INSTANCE_FORWARD_ATTR = "__smoltrace_instance_forward__"
@@ -88,6 +88,32 @@ def call_with_timeout(
     return box["result"]
 
 
+class ToolTape(Protocol):
+    """Where tool results are recorded and replayed from (the item's cassette, ``--smoltrace-record-mode``)."""
+
+    def replay_tool(self, name: str, arguments: dict[str, Any]) -> tuple[bool, Any, str | None]:
+        """``(found, result, error)`` of a recorded call; not found: the tool runs (and is recorded)."""
+        ...
+
+    def record_tool(self, name: str, arguments: dict[str, Any], result: Any, error: str | None) -> None: ...
+
+
+class ReplayedToolError(Exception):
+    """A recorded tool call that failed, failing again on replay with the recorded message (the tool did not run)."""
+
+
+def _mark_replayed() -> None:
+    """Say on the tool's span that its result came from a cassette: no external effect was executed."""
+    try:
+        from opentelemetry import trace
+
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attribute("smoltrace.replayed", True)
+    except Exception:  # tracing must never break a tool call
+        logger.debug("could not mark the tool span as replayed", exc_info=True)
+
+
 class ToolRecorder:
     """Collects the executed calls of the tools it instrumented. Thread-safe; one recorder per item.
 
@@ -96,11 +122,15 @@ class ToolRecorder:
     tool error); the stuck thread is abandoned, not killed (see :func:`call_with_timeout`).
     """
 
-    def __init__(self, result_limit: int = RESULT_LIMIT, timeout_s: float | None = None) -> None:
+    def __init__(
+        self, result_limit: int = RESULT_LIMIT, timeout_s: float | None = None, tape: ToolTape | None = None
+    ) -> None:
         if timeout_s is not None and not timeout_s > 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s!r}")
         self._result_limit = result_limit
         self.timeout_s = timeout_s
+        #: Replays recorded results instead of running the tool, and records the calls that run.
+        self.tape = tape
         self._lock = threading.Lock()
         self._order = itertools.count()
         self._calls: list[tuple[int, ToolCall]] = []
@@ -157,15 +187,30 @@ class ToolRecorder:
                 order = next(self._order)
             started_at = time.time()
             start = time.perf_counter()
+            tape = self.tape
+            if tape is not None:
+                bound = bind_arguments(input_names, args, kwargs)
+                found, value, recorded_error = tape.replay_tool(name, bound)
+                if found:
+                    _mark_replayed()
+                    self._add(order, name, input_names, args, kwargs, value, recorded_error, start, started_at)
+                    if recorded_error is not None:
+                        raise ReplayedToolError(recorded_error)
+                    return value
             try:
                 if self.timeout_s is None:
                     result = original(*args, **kwargs)
                 else:
                     result = call_with_timeout(name, original, args, kwargs, self.timeout_s)
             except BaseException as exc:
-                self._add(order, name, input_names, args, kwargs, None, _describe_error(exc), start, started_at)
+                error = _describe_error(exc)
+                self._add(order, name, input_names, args, kwargs, None, error, start, started_at)
+                if tape is not None:
+                    tape.record_tool(name, bound, None, error)
                 raise
             self._add(order, name, input_names, args, kwargs, result, None, start, started_at)
+            if tape is not None:
+                tape.record_tool(name, bound, result, None)
             return result
 
         setattr(recording_forward, _RECORDER_ATTR, self)

@@ -20,6 +20,9 @@ span (OpenTelemetry GenAI names ``gen_ai.usage.cache_read.input_tokens``, ``gen_
 ``gen_ai.usage.reasoning.output_tokens`` and OpenInference's ``llm.token_count.prompt_details.cache_read``,
 ``….cache_write``, ``llm.token_count.completion_details.reasoning``, which Phoenix shows) and appends them to the
 running item's :class:`UsageLog` (a context variable the runner sets in the agent thread).
+
+With ``--smoltrace-record-mode`` the probe is also where the item's cassette (:mod:`pytest_smoltrace.cassettes`)
+replays or records the call: the response object is the provider's either way, so everything above sees no difference.
 """
 
 from __future__ import annotations
@@ -143,7 +146,16 @@ class _Probe:
         self.inner = inner
 
     def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        response = self.inner(fn, *args, **kwargs)
+        from ..cassettes import CURRENT_CASSETTE
+
+        cassette = CURRENT_CASSETTE.get()
+        if cassette is None:
+            response = self.inner(fn, *args, **kwargs)
+        else:  # --smoltrace-record-mode: replayed from the item's cassette, or made and recorded
+            before = cassette.replayed_calls
+            response = cassette.model_call(lambda: self.inner(fn, *args, **kwargs), kwargs)
+            if cassette.replayed_calls > before:
+                _mark_replayed()
         if _is_stream(response):
             return response  # streamed chunks: usage arrives in the last chunk; smolagents sums it itself
         try:
@@ -151,6 +163,14 @@ class _Probe:
         except Exception:  # a usage detail must never break a model call
             log.debug("could not read usage details from the response", exc_info=True)
         return response
+
+
+def _mark_replayed() -> None:
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute("smoltrace.replayed", True)
 
 
 def _is_stream(response: Any) -> bool:
