@@ -159,3 +159,34 @@ def test_scrub_replaces_secret_environment_values_and_bearer_tokens() -> None:
     env = {"MY_API_KEY": "abcdefgh12345", "HOME": "/root/home-dir", "GH_TOKEN": "short"}
     text = "key abcdefgh12345 at /root/home-dir, Authorization: Bearer zzzzzzzzzzzz, short"
     assert scrub(text, env) == f"key {SCRUBBED} at /root/home-dir, Authorization: Bearer {SCRUBBED}, short"
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "flavour"),
+    [("inference", "tgi", "openai"), ("ollama", "llama3.2", "ollama"), ("litellm", "openai/scripted", "openai")],
+)
+def test_every_http_provider_replays_both_agent_types(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, provider: str, model: str, flavour: str
+) -> None:
+    (pytester.path / "tasks.json").write_text(json.dumps(TASKS), encoding="utf-8")
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+
+    def run(api_base: str, mode: str, run_id: str) -> BenchRun:
+        result = pytester.runpytest_subprocess(
+            *("--smoltrace-model", model, "--smoltrace-provider", provider, "--smoltrace-api-base", api_base),
+            *("--smoltrace-dataset", "tasks.json", "--smoltrace-record-mode", mode, "--smoltrace-run-id", run_id),
+            *("-p", "no:randomly", "--smoltrace-cassette-dir", "cassettes"),
+        )
+        return BenchRun(result, pytester.path / "smoltrace_results" / run_id)
+
+    with ScriptedModelServer(SCRIPTS) as srv:
+        base = srv.base_url if flavour == "openai" else srv.url
+        recorded = run(base, "once", "rec")
+        recorded.result.assert_outcomes(passed=3)
+        assert len(srv.requests) == 5  # paris: 2 calls per agent type; sum: 1
+    replayed = run(base, "none", "rep")  # the server is gone
+    replayed.result.assert_outcomes(passed=3)
+    before = {r["test_case_uid"]: comparable(r) for r in recorded.rows}
+    assert {r["test_case_uid"]: comparable(r) for r in replayed.rows} == before
+    assert all(r["replayed"] for r in replayed.rows)
+    assert not any(SECRET in p.read_text(encoding="utf-8") for p in (pytester.path / "cassettes").glob("*.json"))
