@@ -109,8 +109,27 @@ class TaskItem(pytest.Item):
         if result.record.attempt != attempt:
             result = dataclasses.replace(result, record=dataclasses.replace(result.record, attempt=attempt))
         self.stash[RESULT_KEY] = result
+        self._properties(result)
         if result.verdict.outcome == "error":
             raise SmoltraceRunError(result)
+
+    def _properties(self, result: ItemResult) -> None:
+        """What ``--junitxml`` carries for the item (``<property>`` elements CI UIs show); this attempt's only."""
+        record = result.record
+        values = {
+            "smoltrace.model": record.model_name,
+            "smoltrace.agent_type": record.agent_type,
+            "smoltrace.repeat": record.repeat,
+            "smoltrace.tokens": record.total_tokens,
+            "smoltrace.cost_usd": record.cost_usd,
+            "smoltrace.steps": record.action_steps,
+            "smoltrace.stop_reason": record.stop_reason,
+            "smoltrace.trace_id": record.trace_id,
+        }
+        if record.replayed:
+            values["smoltrace.replayed"] = True
+        kept = [(k, v) for k, v in self.user_properties if not str(k).startswith("smoltrace.")]
+        self.user_properties[:] = kept + [(k, v) for k, v in values.items() if v is not None]
 
     def runtest(self) -> None:
         result = self.stash[RESULT_KEY]

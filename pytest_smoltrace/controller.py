@@ -20,6 +20,7 @@ from .attempts import crash_result
 from .collect import TaskItem, parse_nodeid
 from .gate import Baseline, Standing
 from .identity import RunIdentity
+from .report import PROGRESS_SHOWN, Progress
 from .transport import ProcessReport, attach_result, report_payload, result_from_payload
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ class ControllerPlugin:
         self.baseline = baseline
         #: The run's statistics and comparisons, computed once at the end of the session.
         self.standing: Standing | None = None
+        #: The run so far, shown on each item's line in verbose runs.
+        self.progress = Progress()
         #: ``--smoltrace-resume-force`` over other settings: the resumed run's settings, where they were read and what
         #: differs (``{"source", "settings", "differences"}``) — for metadata.json; None when nothing differed.
         self.resumed_from_settings = resumed_from_settings
@@ -124,18 +127,29 @@ class ControllerPlugin:
     # -- reports -----------------------------------------------------------------------------------------------------
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
-        """Verbose runs show an item's model-call retries next to its outcome: ``PASSED (2 retries: HTTP 429)``."""
+        """Verbose runs show an item's model-call retries next to its outcome (``PASSED (2 retries: HTTP 429)``), and
+        the run so far on the item's own line: ``PASSED · 12 done · 92% passed · 31,554 tokens · $0.0123``."""
         data = report_payload(report)
-        retries = (data or {}).get("record", {}).get("retries") or ()
-        if not retries or report.when not in ("setup", "call"):
+        if not data or report.when not in ("setup", "call"):
             return None
-        reasons = ", ".join(sorted({r["reason"] for r in retries}))
         word = {"passed": "PASSED", "failed": "FAILED" if report.when == "call" else "ERROR"}.get(report.outcome)
         if word is None:
             return None
+        retries = data.get("record", {}).get("retries") or ()
+        text = word
+        if retries:
+            reasons = ", ".join(sorted({r["reason"] for r in retries}))
+            text += f" ({len(retries)} {'retry' if len(retries) == 1 else 'retries'}: {reasons})"
+        if config.option.verbose > 0:
+            self.progress.add(report.nodeid, data, passed=report.outcome == "passed")
+            if not report.__dict__.get(PROGRESS_SHOWN):  # on the item's live line; not again in the short summary
+                report.__dict__[PROGRESS_SHOWN] = True
+                text += f" · {self.progress.line()}"
+        if text == word:
+            return None
         letter = {"PASSED": ".", "FAILED": "F", "ERROR": "E"}[word]
         category = "error" if word == "ERROR" else report.outcome
-        return category, letter, f"{word} ({len(retries)} {'retry' if len(retries) == 1 else 'retries'}: {reasons})"
+        return category, letter, text
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = report_payload(report)

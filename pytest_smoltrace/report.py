@@ -4,6 +4,7 @@ the per-agent-type summary, the OTLP export line, and why pytest stopped early."
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,39 @@ def header_lines(identity: RunIdentity) -> list[str]:
         for setting, reason in plan(spec.generation, spec).ignored.items():
             lines.append(f"smoltrace: {spec.reported_name}: {setting} is not sent ({reason})")
     return lines
+
+
+#: Set on a report once its line showed the progress (pytest asks for the word again for the short summary).
+PROGRESS_SHOWN = "_smoltrace_progress_shown"
+
+
+@dataclass
+class Progress:
+    """The run so far, as verbose runs show it on each item's line: attempts done, share passed, tokens, cost."""
+
+    done: int = 0
+    passed: int = 0
+    tokens: int = 0
+    cost_usd: float | None = None
+    _seen: set[tuple[str, int]] = field(default_factory=set)
+
+    def add(self, nodeid: str, data: dict[str, Any], *, passed: bool) -> None:
+        """Count one attempt (its result payload) once."""
+        record = data.get("record") or {}
+        key = (nodeid, int(record.get("attempt") or 0))
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self.done += 1
+        self.passed += passed
+        self.tokens += int(record.get("prompt_tokens") or 0) + int(record.get("completion_tokens") or 0)
+        cost = record.get("cost_usd")
+        if cost is not None:
+            self.cost_usd = (self.cost_usd or 0.0) + float(cost)
+
+    def line(self) -> str:
+        text = f"{self.done} done · {100 * self.passed / self.done:.0f}% passed · {self.tokens:,} tokens"
+        return text + (f" · ${self.cost_usd:.4f}" if self.cost_usd is not None else "")
 
 
 def failure_text(result: ItemResult) -> str:
