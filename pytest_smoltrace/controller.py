@@ -9,6 +9,7 @@ It never runs an item — that is the executor's (:mod:`.executor`).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections import Counter
 from collections.abc import Generator, Iterable, Sequence
@@ -26,6 +27,8 @@ from .transport import ProcessReport, attach_result, report_payload, result_from
 if TYPE_CHECKING:
     from .aggregate import Aggregator
     from .records import ItemResult
+
+log = logging.getLogger(__name__)
 
 
 class ControllerPlugin:
@@ -175,8 +178,14 @@ class ControllerPlugin:
             return
         from .gate import gated_exit_status, standing
 
-        self.standing = standing(aggregator.attempts, self.baseline, models=len(self.identity.specs))
-        session.exitstatus = gated_exit_status(int(session.exitstatus), self.standing, self.identity.settings)
+        try:
+            self.standing = standing(aggregator.attempts, self.baseline, models=len(self.identity.specs))
+        except Exception as exc:  # statistics must never cost the run its outputs
+            log.error("smoltrace: the statistics could not be computed (%s); the other outputs are written", exc)
+            log.debug("statistics failed", exc_info=True)
+            self.publish_lines.append(f"smoltrace: statistics.json and comparison.json not written: {exc}")
+        if self.standing is not None:
+            session.exitstatus = gated_exit_status(int(session.exitstatus), self.standing, self.identity.settings)
         if aggregator.run_dir is None:
             return
         from .aggregate import publish, write_outputs
@@ -227,7 +236,7 @@ class ControllerPlugin:
         if summaries:
             write_summary(terminalreporter, summaries, self.aggregator.run_dir, statistics)
         for line in self.publish_lines:
-            terminalreporter.write_line(line, red=line.startswith("Publishing"))
+            terminalreporter.write_line(line, red=line.startswith(("Publishing", "smoltrace: statistics")))
         if self.otlp_reports:
             write_otlp_line(terminalreporter, self.otlp_reports)
 

@@ -328,3 +328,14 @@ def test_smoltrace_eval_runs_repeats_and_writes_the_statistics(tmp_path: Path) -
     rows = read(tmp_path / "out" / "eval", "results.json")
     assert stats["successes"] == sum(r["success"] for r in rows)
     assert "pass^N" in proc.stdout
+
+
+def test_one_task_that_moved_with_repeats_is_insufficient_data_not_a_crash() -> None:
+    from smoltrace_export.comparison import compare_models
+    from smoltrace_export.statistics import Outcome
+
+    outcomes = [Outcome("a", "tool", "t", r, True) for r in range(2)] + [
+        Outcome("b", "tool", "t", r, False) for r in range(2)
+    ]
+    (row,) = compare_models(outcomes)
+    assert (row.paired_tasks, row.p_value, row.verdict) == (1, 1.0, "insufficient data")

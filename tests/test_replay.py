@@ -190,3 +190,31 @@ def test_every_http_provider_replays_both_agent_types(
     assert {r["test_case_uid"]: comparable(r) for r in replayed.rows} == before
     assert all(r["replayed"] for r in replayed.rows)
     assert not any(SECRET in p.read_text(encoding="utf-8") for p in (pytester.path / "cassettes").glob("*.json"))
+
+
+def test_several_models_replay_each_from_its_own_cassettes(pytester: pytest.Pytester) -> None:
+    (pytester.path / "tasks.json").write_text(json.dumps(TASKS[1:]), encoding="utf-8")
+    with (
+        ScriptedModelServer({"[k-sum]": [{"final_answer": "5"}]}) as a,
+        ScriptedModelServer({"[k-sum]": [{"final_answer": "6"}]}) as b,
+    ):
+        (pytester.path / "models.yaml").write_text(
+            f"- {{id: openai/a, label: right, api_base: '{a.base_url}'}}\n"
+            f"- {{id: openai/b, label: wrong, api_base: '{b.base_url}'}}\n",
+            encoding="utf-8",
+        )
+        args = ("--smoltrace-models", "models.yaml", "--smoltrace-dataset", "tasks.json", "-p", "no:randomly")
+        args += ("--smoltrace-cassette-dir", "cassettes", "--smoltrace-repeats", "2")
+        recorded = pytester.runpytest_subprocess(*args, "--smoltrace-record-mode", "once", "--smoltrace-run-id", "r")
+        recorded.assert_outcomes(passed=2, failed=2)
+    names = sorted(p.name for p in (pytester.path / "cassettes").iterdir())
+    assert names == [
+        f"cassette-tasks.json__{label}__tool__sum-repeat-{r}.json" for label in ("right", "wrong") for r in (0, 1)
+    ]
+    replayed = pytester.runpytest_subprocess(*args, "--smoltrace-record-mode", "none", "--smoltrace-run-id", "p")
+    replayed.assert_outcomes(passed=2, failed=2)  # each model's answers, from its own cassettes, with both servers gone
+    rows = json.loads((pytester.path / "smoltrace_results" / "p" / "results.json").read_text(encoding="utf-8"))
+    assert {(r["model_label"], r["response"], r["replayed"]) for r in rows} == {
+        ("right", "5", True),
+        ("wrong", "6", True),
+    }
