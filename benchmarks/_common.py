@@ -1,4 +1,8 @@
-"""Shared helpers for the benchmark scripts: task sets, scripted-server scripts, subprocess runs with peak RSS."""
+"""Shared helpers for the benchmark scripts: task sets, scripted-server scripts, subprocess runs with peak RSS.
+
+The helpers they share with the test files (``helpers``, ``agent_helpers``, ``escape_lab``) live in ``tests/``, which
+importing this module puts on ``sys.path``.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+TESTS_DIR = Path(__file__).resolve().parents[1] / "tests"
+if str(TESTS_DIR) not in sys.path:
+    sys.path.append(str(TESTS_DIR))
+
+from helpers import scripted_args as scripted_args  # noqa: E402  (re-exported: the options of a scripted session)
 
 WEATHER = {"tool_calls": [{"name": "get_weather", "arguments": {"location": "Paris, France"}}]}
 WEATHER_CODE = {"code": "w = get_weather(location='Paris, France')\nprint(w)"}

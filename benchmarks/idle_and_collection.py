@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine
+from _common import machine, scripted_args
 
 BLOCKED = ("-p", "no:smoltrace")
 
@@ -76,12 +76,7 @@ def collection(tasks: int, repeat: int) -> None:
             "-q",
             "-p",
             "no:cacheprovider",
-            "--smoltrace-model",
-            "openai/x",
-            "--smoltrace-api-base",
-            "http://127.0.0.1:9/v1",
-            "--smoltrace-dataset",
-            "big.json",
+            *scripted_args("http://127.0.0.1:9/v1", "big.json", model="openai/x"),
         ]
         walls, reported = [], []
         for _ in range(repeat):

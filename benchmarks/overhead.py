@@ -19,7 +19,7 @@ from pathlib import Path
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, session_timings, task_set, write_tasks
+from _common import machine, scripted_args, session_timings, task_set, write_tasks
 
 from pytest_smoltrace.testing import ScriptedModelServer
 
@@ -45,12 +45,7 @@ def plugin(server: ScriptedModelServer, workdir: Path, run_id: str) -> tuple[flo
     args = [
         "-p",
         "no:cacheprovider",
-        "--smoltrace-model",
-        "openai/scripted",
-        "--smoltrace-api-base",
-        server.base_url,
-        "--smoltrace-dataset",
-        "tasks.json",
+        *scripted_args(server.base_url),
         "--smoltrace-concurrency",
         "1",
         "--smoltrace-run-id",

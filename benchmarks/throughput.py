@@ -15,7 +15,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Measured, machine, pytest_argv, run_measured, session_timings, task_set, write_tasks
+from _common import (
+    Measured,
+    machine,
+    pytest_argv,
+    run_measured,
+    scripted_args,
+    session_timings,
+    task_set,
+    write_tasks,
+)
 
 from pytest_smoltrace.testing import ScriptedModelServer
 
@@ -85,12 +94,7 @@ def main() -> int:
         for n, (label, workers, concurrency) in enumerate(CONFIGS):
             run_id = f"bench-{n}"
             argv = pytest_argv(
-                "--smoltrace-model",
-                "openai/scripted",
-                "--smoltrace-api-base",
-                server.base_url,
-                "--smoltrace-dataset",
-                "tasks.json",
+                *scripted_args(server.base_url),
                 "--smoltrace-run-id",
                 run_id,
                 "--smoltrace-concurrency",

@@ -24,27 +24,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # agent_helpers: the tracing tests' AddTool
 
 TARGET_MS_PER_STEP = 2.0
 
 
 def _agent(kind: str, base_url: str) -> Any:
-    from smolagents import CodeAgent, LiteLLMModel, Tool, ToolCallingAgent
-
-    class AddTool(Tool):
-        name = "add"
-        description = "Adds two integers."
-        inputs = {  # noqa: RUF012
-            "a": {"type": "integer", "description": "first"},
-            "b": {"type": "integer", "description": "second"},
-        }
-        output_type = "integer"
-
-        def forward(self, a: int, b: int) -> int:
-            return a + b
+    from agent_helpers import AddTool  # the tracing tests' tool (tests/agent_helpers.py)
+    from smolagents import CodeAgent, LiteLLMModel, ToolCallingAgent
 
     model = LiteLLMModel(model_id="openai/scripted", api_base=base_url, api_key="sk-bench", retry=False)
     cls = ToolCallingAgent if kind == "tool" else CodeAgent

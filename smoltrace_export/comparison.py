@@ -131,23 +131,7 @@ class ComparisonRow:
     alpha: float = 0.05
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "model": self.model,
-            "baseline_model": self.baseline_model,
-            "agent_type": self.agent_type,
-            "paired_tasks": self.paired_tasks,
-            "baseline_rate": self.baseline_rate,
-            "rate": self.rate,
-            "difference": self.difference,
-            "difference_ci95": list(self.difference_ci95) if self.difference_ci95 is not None else None,
-            "test": self.test,
-            "p_value": self.p_value,
-            "verdict": self.verdict,
-            "tasks_worse": self.tasks_worse,
-            "tasks_better": self.tasks_better,
-            "alpha": self.alpha,
-        }
+        return json_sink.fields_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ComparisonRow:
@@ -217,7 +201,7 @@ def _permutation_p(differences: Sequence[float]) -> float:
     from scipy.stats import permutation_test
 
     moved = np.array([d for d in differences if d != 0], dtype=float)
-    if moved.size == 0:
+    if moved.size < 2:  # no task moved, or one: its two sign patterns are equally extreme (scipy needs two)
         return 1.0
     result = permutation_test(
         (moved,),
@@ -397,17 +381,9 @@ def write_comparison(path: Path, rows: Iterable[ComparisonRow]) -> Path:
 
 def read_comparison(path: Path | str) -> list[ComparisonRow]:
     """Read ``comparison.json``; raises ``ValueError`` naming the file when it is not a list of rows."""
-    path = Path(path)
-    try:
-        data = json_sink.read_json(path)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable JSON file ({exc})") from None
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: a JSON {type(data).__name__}, not a list of comparison rows")
-    try:
-        return [ComparisonRow.from_dict(row) for row in data]
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ValueError(f"{path}: not a comparison row ({type(exc).__name__}: {exc})") from None
+    return json_sink.read_rows(
+        path, ComparisonRow.from_dict, "comparison", (KeyError, TypeError, ValueError, IndexError)
+    )
 
 
 # -- the terminal table ----------------------------------------------------------------------------------------------

@@ -19,12 +19,15 @@ Importing this module is cheap (stdlib only).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
+
+R = TypeVar("R")
 
 RESULTS = "results.json"
 TRACES = "traces.json"
@@ -143,5 +146,52 @@ def write_run_outputs(
     return written
 
 
+def plain(value: Any) -> Any:
+    """``value`` as its JSON document holds it: an object with ``to_dict`` → its dict, a tuple or list → a list, a
+    mapping → a dict (their elements likewise); anything else as it is."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, tuple | list):
+        return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+def fields_dict(obj: Any) -> dict[str, Any]:
+    """A dataclass instance's ``to_dict``: its fields in their order, each as a :func:`plain` value."""
+    return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+
+
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_json_list(path: Path, kind: str, *, error: type[ValueError] = ValueError, expected: str = "") -> list[Any]:
+    """The JSON list in ``path``; raises ``error`` naming the file when it cannot be read, is not JSON, or holds
+    something else than a list (``kind``: what the list should hold, for the message; ``expected``: appended to the
+    message of a file that cannot be read)."""
+    try:
+        data = read_json(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise error(f"{path}: not a readable JSON file ({exc}){expected}") from None
+    if not isinstance(data, list):
+        raise error(f"{path}: a JSON {type(data).__name__}, not a list of {kind}")
+    return data
+
+
+def read_rows(
+    path: Path | str,
+    from_dict: Callable[[Any], R],
+    kind: str,
+    errors: tuple[type[Exception], ...] = (KeyError, TypeError, ValueError),
+) -> list[R]:
+    """Read a JSON list of ``kind`` rows (``statistics.json``, ``comparison.json``), each through ``from_dict``;
+    raises ``ValueError`` naming the file when it is not such a list (``errors``: what ``from_dict`` raises on a bad
+    row)."""
+    path = Path(path)
+    data = read_json_list(path, f"{kind} rows")
+    try:
+        return [from_dict(row) for row in data]
+    except errors as exc:
+        raise ValueError(f"{path}: not a {kind} row ({type(exc).__name__}: {exc})") from None

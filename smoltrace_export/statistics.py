@@ -77,13 +77,7 @@ class Outcome:
     passed: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "agent_type": self.agent_type,
-            "task_id": self.task_id,
-            "repeat": self.repeat,
-            "passed": self.passed,
-        }
+        return json_sink.fields_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Outcome:
@@ -206,12 +200,9 @@ def _outcomes_from_path(path: Path) -> list[Outcome]:
         results = path
     else:
         raise LoadError(f"{path}: no such file or directory; expected {_EXPECTED}")
-    try:
-        rows = json_sink.read_json(results)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise LoadError(f"{results}: not a readable JSON file ({exc}); expected a results.json list of rows") from None
-    if not isinstance(rows, list):
-        raise LoadError(f"{results}: a JSON {type(rows).__name__}, not a list of results rows")
+    rows = json_sink.read_json_list(
+        results, "results rows", error=LoadError, expected="; expected a results.json list of rows"
+    )
     try:
         return outcomes_from_rows(rows)
     except ValueError as exc:
@@ -282,7 +273,7 @@ class TaskTally:
     successes: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"task_id": self.task_id, "attempts": self.attempts, "successes": self.successes}
+        return json_sink.fields_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TaskTally:
@@ -315,20 +306,7 @@ class StatisticsRow:
     flaky_tasks: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "agent_type": self.agent_type,
-            "tasks": self.tasks,
-            "repeats": self.repeats,
-            "attempts": self.attempts,
-            "successes": self.successes,
-            "success_rate": self.success_rate,
-            "success_rate_ci95": list(self.success_rate_ci95),
-            "pass_at_k": dict(self.pass_at_k),
-            "pass_hat_k": dict(self.pass_hat_k),
-            "per_task": [t.to_dict() for t in self.per_task],
-            "flaky_tasks": list(self.flaky_tasks),
-        }
+        return json_sink.fields_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StatisticsRow:
@@ -441,17 +419,7 @@ def write_statistics(path: Path, rows: Iterable[StatisticsRow]) -> Path:
 
 def read_statistics(path: Path | str) -> list[StatisticsRow]:
     """Read ``statistics.json``; raises ``ValueError`` naming the file when it is not a list of rows."""
-    path = Path(path)
-    try:
-        data = json_sink.read_json(path)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable JSON file ({exc})") from None
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: a JSON {type(data).__name__}, not a list of statistics rows")
-    try:
-        return [StatisticsRow.from_dict(row) for row in data]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: not a statistics row ({type(exc).__name__}: {exc})") from None
+    return json_sink.read_rows(path, StatisticsRow.from_dict, "statistics")
 
 
 # -- terminal tables -------------------------------------------------------------------------------------------------

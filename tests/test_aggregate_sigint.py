@@ -8,30 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import run_record
 
 from pytest_smoltrace.aggregate import Aggregator
 from pytest_smoltrace.journal import read_results
-from pytest_smoltrace.records import Check, ItemResult, RunRecord, Verdict
+from pytest_smoltrace.records import Check, ItemResult, Verdict
 
 
 def _result(task_id: str) -> ItemResult:
-    record = RunRecord(
-        task_id=task_id,
-        agent_type="tool",
-        source="tasks.json",
-        model="openai/scripted",
-        provider="litellm",
-        run_id="r",
-        response="42",
-        final_answer_called=True,
-        stop_reason="final_answer",
-        steps=(),
-        tool_calls=(),
-        prompt_tokens=10,
-        completion_tokens=2,
-        duration_ms=1.0,
-        started_at=1.0,
-    )
+    record = run_record("42", task_id=task_id, prompt_tokens=10, completion_tokens=2)
     verdict = Verdict(checks=(Check("final_answer", True, "called", "called"),))
     return ItemResult(nodeid=f"smoltrace/tasks.json::tool::{task_id}", record=record, verdict=verdict)
 

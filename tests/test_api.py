@@ -134,7 +134,8 @@ def test_unknown_keyword_lists_the_valid_ones() -> None:
     with pytest.raises(TypeError) as excinfo:
         api.run("m", agent="tool")
     message = str(excinfo.value)
-    assert message.startswith("run() got an unexpected keyword argument 'agent'; valid keywords: model, models, provider, ")
+    expected = "run() got an unexpected keyword argument 'agent'; valid keywords: model, models, provider, "
+    assert message.startswith(expected)
     assert "api_base, agent_type" in message and message.endswith("pytest_args, plugins")
 
 

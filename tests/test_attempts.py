@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from helpers import run_record
 from test_resilience import WEATHER_TOOL, tasks_and_scripts
 
 from pytest_smoltrace.testing import ScriptedModelServer
@@ -143,25 +144,17 @@ def test_results_come_in_collection_order(bench: Any, pytester: pytest.Pytester,
 
 
 def attempt(task_id: str, n: int, *, passed: bool = True, error_type: str | None = None, tokens: int = 100) -> Any:
-    from pytest_smoltrace.records import Check, ItemResult, RunRecord, Verdict
+    from pytest_smoltrace.records import Check, ItemResult, Verdict
     from pytest_smoltrace.tasks import Task
 
-    record = RunRecord(
+    record = run_record(
+        "20°C",
         task_id=task_id,
-        agent_type="tool",
-        source="tasks.json",
         model="m",
-        provider="litellm",
-        run_id="r",
-        response="20°C",
-        final_answer_called=True,
         stop_reason="error" if error_type else "final_answer",
-        steps=(),
-        tool_calls=(),
         prompt_tokens=tokens if tokens else None,
         completion_tokens=0 if tokens else None,
         duration_ms=10.0,
-        started_at=1.0,
         error="x" if error_type else None,
         error_type=error_type,
         nodeid=f"smoltrace/tasks.json::tool::{task_id}",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import assert_bad_rows_files_refused
 from scipy.stats import binomtest
 from test_statistics import attempt, outcomes, repeated, write_run
 
@@ -302,12 +303,9 @@ def test_comparison_rows_round_trip_through_json(tmp_path: Path) -> None:
     assert [ComparisonRow.from_dict(d) for d in json.loads(json.dumps(doc))] == rows
     path = write_comparison(tmp_path / "comparison.json", rows)
     assert read_comparison(path) == rows
-    (tmp_path / "bad.json").write_text(json.dumps([{**doc[0], "verdict": "worse"}]))
-    with pytest.raises(ValueError, match=r"bad\.json: not a comparison row .*verdict must be one of"):
-        read_comparison(tmp_path / "bad.json")
-    (tmp_path / "dict.json").write_text("{}")
-    with pytest.raises(ValueError, match=r"dict\.json: a JSON dict, not a list of comparison rows"):
-        read_comparison(tmp_path / "dict.json")
+    assert_bad_rows_files_refused(
+        read_comparison, tmp_path, "comparison", {**doc[0], "verdict": "worse"}, ".*verdict must be one of"
+    )
 
 
 def test_comparison_table_lines() -> None:

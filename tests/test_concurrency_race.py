@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 import pytest
+from helpers import scripted_args
 
 from pytest_smoltrace import astguard
 from pytest_smoltrace.testing import ScriptedModelServer
@@ -32,12 +33,7 @@ def test_many_failing_items_at_default_concurrency_never_crash_the_session(
     result = pytester.runpytest_subprocess(
         "-p",
         "no:randomly",
-        "--smoltrace-model",
-        "openai/scripted",
-        "--smoltrace-api-base",
-        server.base_url,
-        "--smoltrace-dataset",
-        "tasks.json",
+        *scripted_args(server.base_url),
         "--smoltrace-retries",
         "0",
     )

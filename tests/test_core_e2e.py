@@ -224,24 +224,8 @@ def test_timeout_stops_waiting(bench: Any) -> None:
     assert row["execution_time_ms"] < 3000
 
 
-SELECT_TASKS = [
-    task(
-        "weather_ok",
-        "Weather in Paris? [k-weather-ok]",
-        expected_tool="get_weather",
-        expected_keywords=["20"],
-        difficulty="easy",
-        category="weather",
-    ),
-    task(
-        "answer_wrong",
-        "Multiply 234 by 67. [k-answer-wrong]",
-        expected_tool="calculator",
-        expected_answer=15678,
-        difficulty="hard",
-        category="multi-step math",
-    ),
-]
+#: The first two of CHECKS_TASKS, the second one hard and multi-step.
+SELECT_TASKS = [CHECKS_TASKS[0], {**CHECKS_TASKS[1], "difficulty": "hard", "category": "multi-step math"}]
 
 
 def test_k_m_and_lf_select_the_right_items(bench: Any) -> None:

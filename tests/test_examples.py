@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import scripted_args
 
 from pytest_smoltrace.testing import ScriptedModelServer
 
@@ -66,12 +67,7 @@ def test_examples_pass_against_the_scripted_model(
     for key, script in SCRIPTS.items():
         server.add_script(key, script)
     result = pytester.runpytest(
-        "--smoltrace-model",
-        "openai/scripted",
-        "--smoltrace-api-base",
-        server.base_url,
-        "--smoltrace-dataset",
-        "none",
+        *scripted_args(server.base_url, "none"),
         "--smoltrace-run-id",
         "examples",
         "-p",
@@ -99,7 +95,7 @@ def test_examples_pass_against_the_scripted_model(
     models = {
         report.nodeid: dict(report.user_properties)["smoltrace_run"]["model"]
         for report in result.reprec.getreports("pytest_runtest_logreport")  # type: ignore[attr-defined]
-        if report.when == "call" and report.user_properties
+        if report.when == "call" and "smoltrace_run" in dict(report.user_properties)  # task items carry their own
     }
     assert models == {
         "test_ordinary.py::test_weather_in_paris[tool]": "openai/scripted",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from helpers import scripted_args
 
 from pytest_smoltrace.testing import ScriptedModelServer
 
@@ -93,12 +94,7 @@ def test_fixture_with_session_model(pytester: pytest.Pytester, server: ScriptedM
         )
     )
     result = pytester.runpytest(
-        "--smoltrace-model",
-        "openai/scripted",
-        "--smoltrace-api-base",
-        server.base_url,
-        "--smoltrace-dataset",
-        "none",
+        *scripted_args(server.base_url, "none"),
         "-p",
         "no:randomly",
     )

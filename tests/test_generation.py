@@ -16,6 +16,7 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+from helpers import tiny_llama
 from smolagents import ToolCallingAgent
 
 from pytest_smoltrace.generation import GENERATION_FIELDS, PROVIDER_DEFAULTS, Generation, GenerationPlan, plan
@@ -326,43 +327,9 @@ def test_transformers_plan() -> None:
     assert untouched.kwargs == {"max_new_tokens": 256} and untouched.defaults == {"max_tokens": 256}
 
 
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>"
-    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}{{ c['text'] }}{% endfor %}"
-    "{% endif %}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
-
-
 def tiny_model(path: Path) -> Path:
     """A randomly initialised one-layer Llama with a trained toy tokenizer (seconds on a CPU, no download)."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>", "<pad>"])
-    tok.train_from_iterator(["Thought: I will answer.", "final_answer(42)", "The weather is sunny."] * 20, trainer)
-    fast = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
-    )
-    fast.chat_template = CHAT_TEMPLATE
-    fast.save_pretrained(path)
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        bos_token_id=fast.bos_token_id,
-        eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id,
-    )
-    transformers.LlamaForCausalLM(config).save_pretrained(path)
-    return path
+    return tiny_llama(path, ["Thought: I will answer.", "final_answer(42)", "The weather is sunny."])
 
 
 def test_transformers_generate_gets_the_settings(tmp_path: Path) -> None:

@@ -157,15 +157,13 @@ def test_resume_after_torn_journal_and_traces_has_every_item_once(pytester: pyte
 def test_a_late_earlier_attempt_does_not_replace_the_items_verdict(tmp_path: Path) -> None:
     """A run harvested at session end (started ahead, or past a pytest-timeout limit) is journaled after the item's
     rerun: the rerun (the higher attempt) stays the item's latest attempt, and a resume does not run it again."""
-    from dataclasses import replace
-
-    from test_judge import record
+    from helpers import run_record
 
     from pytest_smoltrace.journal import finished
     from pytest_smoltrace.records import ItemResult, Verdict
 
     def line(attempt: int, error_type: str | None) -> ItemResult:
-        rec = replace(record(), nodeid="n", attempt=attempt, error_type=error_type)
+        rec = run_record(nodeid="n", attempt=attempt, error_type=error_type)
         return ItemResult(nodeid="n", record=rec, verdict=Verdict(()))
 
     journal = Journal(tmp_path)

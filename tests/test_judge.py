@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import run_record
 
 from pytest_smoltrace.judge import (
     format_checks,
@@ -37,24 +38,7 @@ def record(
     error: str | None = None,
 ) -> RunRecord:
     tool_calls = (*calls, call("final_answer", answer=response)) if final else calls
-    return RunRecord(
-        task_id="t",
-        agent_type="tool",
-        source="test",
-        model="scripted",
-        provider="test",
-        run_id="r",
-        response=response,
-        final_answer_called=final,
-        stop_reason=stop_reason,
-        steps=(),
-        tool_calls=tool_calls,
-        prompt_tokens=1,
-        completion_tokens=1,
-        duration_ms=1.0,
-        started_at=1.0,
-        error=error,
-    )
+    return run_record(response, final_answer_called=final, stop_reason=stop_reason, tool_calls=tool_calls, error=error)
 
 
 def task(**fields: Any) -> Task:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import scripted_args
 
 from pytest_smoltrace.testing import ScriptedModelServer
 
@@ -112,12 +113,7 @@ def run_pytest(cwd: Path, server: ScriptedModelServer, *args: str) -> subprocess
         "no:cacheprovider",
         "-p",
         "no:randomly",  # items in collection order (pytest-randomly would shuffle them)
-        "--smoltrace-model",
-        "openai/scripted",
-        "--smoltrace-api-base",
-        server.base_url,
-        "--smoltrace-dataset",
-        "tasks.json",
+        *scripted_args(server.base_url),
         *args,
     ]
     return subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

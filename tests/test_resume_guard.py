@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import run_record
 
 from pytest_smoltrace.lineup import lineup
 from pytest_smoltrace.preflight import Difference, journal_differences, settings_differences
-from pytest_smoltrace.records import Check, ItemResult, RunRecord, Verdict
+from pytest_smoltrace.records import Check, ItemResult, Verdict
 
 WEATHER = {"tool_calls": [{"name": "get_weather", "arguments": {"location": "Paris, France"}}]}
 TASKS = [
@@ -26,6 +27,12 @@ TASKS = [
 ]
 SCRIPTS = {f"[g-t{i}]": {"tool": [WEATHER, {"final_answer": f"20°C #{i}"}]} for i in range(3)}
 OTHER = ("--smoltrace-agent-type", "tool", "--smoltrace-max-steps", "3")  # with model="openai/other"
+#: What a resume with OTHER is told differs from the run (made with the defaults).
+OTHER_DIFFERENCES = (
+    "model: journal openai/scripted, now openai/other",
+    "agent-type: journal both, now tool",
+    "max-steps: journal 6, now 3",
+)
 
 
 def refusal(source: str, *differences: str) -> list[str]:
@@ -35,6 +42,14 @@ def refusal(source: str, *differences: str) -> list[str]:
         "give the same options to resume it, or add --smoltrace-resume-force to continue it with these "
         "(both settings are then recorded)",
     ]
+
+
+def assert_refused(bench: Any, source: str, *differences: str) -> None:
+    """A resume of ``test-run`` with the OTHER settings (and model ``openai/other``) is a usage error that says it was
+    made with other settings, read from ``source``: ``differences``."""
+    refused = bench(TASKS, None, "--smoltrace-resume", "test-run", *OTHER, subprocess=True, model="openai/other")
+    assert refused.result.ret == pytest.ExitCode.USAGE_ERROR, refused.stdout
+    assert [line for line in refused.result.stderr.lines if line.strip()] == refusal(source, *differences)
 
 
 def partial_run(bench: Any) -> Any:
@@ -55,14 +70,7 @@ def test_resume_with_other_settings_is_refused_unless_forced(bench: Any) -> None
     assert started["settings"]["model"] == ["openai/scripted"] and started["settings"]["max_steps"] == 6
     before = files(run.run_dir)
 
-    refused = bench(TASKS, None, "--smoltrace-resume", "test-run", *OTHER, subprocess=True, model="openai/other")
-    assert refused.result.ret == pytest.ExitCode.USAGE_ERROR, refused.stdout
-    assert [line for line in refused.result.stderr.lines if line.strip()] == refusal(
-        "settings.json",
-        "model: journal openai/scripted, now openai/other",
-        "agent-type: journal both, now tool",
-        "max-steps: journal 6, now 3",
-    )
+    assert_refused(bench, "settings.json", *OTHER_DIFFERENCES)
     assert files(run.run_dir) == before  # nothing was run, written or relabelled
 
     forced = bench(
@@ -95,20 +103,9 @@ def test_resume_with_other_settings_is_refused_unless_forced(bench: Any) -> None
 def test_without_settings_json_metadata_then_the_journal_is_compared(bench: Any) -> None:
     run = partial_run(bench)
     (run.run_dir / "settings.json").unlink()  # a run directory from before settings.json existed
-    from_metadata = bench(TASKS, None, "--smoltrace-resume", "test-run", *OTHER, subprocess=True, model="openai/other")
-    assert from_metadata.result.ret == pytest.ExitCode.USAGE_ERROR, from_metadata.stdout
-    assert [line for line in from_metadata.result.stderr.lines if line.strip()] == refusal(
-        "metadata.json",
-        "model: journal openai/scripted, now openai/other",
-        "agent-type: journal both, now tool",
-        "max-steps: journal 6, now 3",
-    )
+    assert_refused(bench, "metadata.json", *OTHER_DIFFERENCES)
     (run.run_dir / "metadata.json").unlink()  # a kill -9 of the controller: only the journal is left
-    from_journal = bench(TASKS, None, "--smoltrace-resume", "test-run", *OTHER, subprocess=True, model="openai/other")
-    assert from_journal.result.ret == pytest.ExitCode.USAGE_ERROR, from_journal.stdout
-    assert [line for line in from_journal.result.stderr.lines if line.strip()] == refusal(
-        "journal.jsonl", "model: journal openai/scripted, now openai/other"
-    )
+    assert_refused(bench, "journal.jsonl", "model: journal openai/scripted, now openai/other")
     # the same settings: accepted, and the run gets its settings.json
     same = bench(TASKS, None, "--smoltrace-resume", "test-run", subprocess=True)
     same.result.assert_outcomes(passed=2, deselected=1)
@@ -155,28 +152,10 @@ def test_settings_differences_name_each_option() -> None:
     assert str(Difference("timeout", 300.0, 60.0)) == "timeout: journal 300, now 60"
 
 
-def _result(
-    nodeid: str, model: str, agent_type: Any, started_at: float, provider: str = "litellm", label: str | None = None
-) -> ItemResult:
-    record = RunRecord(
-        task_id=nodeid.rsplit("::", 1)[-1],
-        agent_type=agent_type,
-        source="tasks.json",
-        model=model,
-        model_label=label,
-        provider=provider,
-        run_id="r",
-        response="x",
-        final_answer_called=True,
-        stop_reason="final_answer",
-        steps=(),
-        tool_calls=(),
-        prompt_tokens=1,
-        completion_tokens=1,
-        duration_ms=1.0,
-        started_at=started_at,
-        nodeid=nodeid,
-    )
+def _result(nodeid: str, started_at: float, **fields: Any) -> ItemResult:
+    """A passed item: its agent type and task are the node id's last two parts; ``fields``: more of its record's."""
+    *_, agent_type, task_id = nodeid.split("::")
+    record = run_record("x", task_id=task_id, agent_type=agent_type, started_at=started_at, nodeid=nodeid, **fields)
     return ItemResult(nodeid=nodeid, record=record, verdict=Verdict(checks=(Check("final_answer", True, "", ""),)))
 
 
@@ -193,7 +172,7 @@ def _settings(**values: Any) -> Any:
 
 
 def test_journal_differences_from_the_records() -> None:
-    results = [_result("s::tool::a", "openai/a", "tool", 1.0), _result("s::code::b", "openai/a", "code", 2.0)]
+    results = [_result("s::tool::a", 1.0, model="openai/a"), _result("s::code::b", 2.0, model="openai/a")]
 
     def differences(settings: Any, records: list[Any]) -> list[Any]:
         return journal_differences(settings, lineup(settings), records)
@@ -204,7 +183,7 @@ def test_journal_differences_from_the_records() -> None:
         "agent-type: journal both, now tool",
     ]
     # the scripted model is recorded as openai/scripted; a partial journal of one agent type fits "both"
-    scripted = [_result("s::tool::a", "openai/scripted", "tool", 1.0)]
+    scripted = [_result("s::tool::a", 1.0, model="openai/scripted")]
     assert differences(_settings(model=("scripted",)), scripted) == []
     assert [str(d) for d in differences(_settings(model=("openai/a",), provider="ollama"), scripted)] == [
         "model: journal openai/scripted, now openai/a",
@@ -212,5 +191,5 @@ def test_journal_differences_from_the_records() -> None:
     ]
     assert differences(_settings(model=("openai/b",)), []) == []
     # several models: the journal's model names (labels) must be among this session's
-    labelled = [_result("s::m1::tool::a", "openai/a", "tool", 1.0, label="m1")]
+    labelled = [_result("s::m1::tool::a", 1.0, model="openai/a", model_label="m1")]
     assert differences(_settings(model=("openai/a", "openai/b")), labelled) == [Difference("model", ["m1"], ["a", "b"])]

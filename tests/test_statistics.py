@@ -18,6 +18,7 @@ from statistics import NormalDist
 from typing import Any
 
 import pytest
+from helpers import assert_bad_rows_files_refused
 
 from pytest_smoltrace.testing.hub import FakeHub, hub_environment
 from smoltrace_export import json_sink
@@ -339,12 +340,7 @@ def test_statistics_row_json_round_trip(tmp_path: Path) -> None:
     assert [StatisticsRow.from_dict(d) for d in json.loads(json.dumps(doc))] == rows
     path = write_statistics(tmp_path / "statistics.json", rows)
     assert json.loads(path.read_text()) == doc and read_statistics(path) == rows
-    (tmp_path / "bad.json").write_text('{"model": "m"}')
-    with pytest.raises(ValueError, match=r"bad\.json: a JSON dict, not a list"):
-        read_statistics(tmp_path / "bad.json")
-    (tmp_path / "worse.json").write_text('[{"model": "m"}]')
-    with pytest.raises(ValueError, match=r"worse\.json: not a statistics row"):
-        read_statistics(tmp_path / "worse.json")
+    assert_bad_rows_files_refused(read_statistics, tmp_path, "statistics", {"model": "m"})
 
 
 def test_statistics_table() -> None:

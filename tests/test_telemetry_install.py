@@ -22,6 +22,12 @@ def run_python(code: str, *extra: str) -> str:
     return proc.stdout + proc.stderr
 
 
+def run_quietly(code: str) -> None:
+    """``code`` runs with every warning an error, prints OK, and OpenTelemetry says nothing of overriding a provider."""
+    out = run_python(code, "-W", "error")
+    assert "OK" in out and "Overriding" not in out
+
+
 def test_importing_telemetry_is_cheap() -> None:
     out = run_python(
         """
@@ -37,7 +43,7 @@ def test_importing_telemetry_is_cheap() -> None:
 
 
 def test_install_adds_to_an_existing_sdk_provider_once() -> None:
-    out = run_python(
+    run_quietly(
         """
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
@@ -63,15 +69,12 @@ def test_install_adds_to_an_existing_sdk_provider_once() -> None:
         assert sorted(s.name for s in exporter.get_finished_spans()) == ["task-a", "user work"]
         assert tracing.active_items() == 0
         print("OK")
-        """,
-        "-W",
-        "error",
+        """
     )
-    assert "OK" in out and "Overriding" not in out
 
 
 def test_install_creates_and_sets_a_provider_when_none_is_set() -> None:
-    out = run_python(
+    run_quietly(
         """
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
@@ -83,11 +86,8 @@ def test_install_creates_and_sets_a_provider_when_none_is_set() -> None:
         assert provider.resource.attributes["service.name"] == "pytest-smoltrace"
         assert tracing.installed()
         print("OK")
-        """,
-        "-W",
-        "error",
+        """
     )
-    assert "OK" in out and "Overriding" not in out
 
 
 def test_reimported_module_reuses_hub_and_instrumentation() -> None:

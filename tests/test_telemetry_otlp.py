@@ -9,7 +9,6 @@ listen: connection refused).
 from __future__ import annotations
 
 import contextlib
-import gzip
 import logging
 import re
 import socket
@@ -17,11 +16,10 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from test_telemetry_tracing import _decode as decode  # one OTLP protobuf decoder for the test files
+from helpers import decode_spans, otlp_receiver, weather_script
 
 from pytest_smoltrace.telemetry import otlp, tracing
 from pytest_smoltrace.telemetry.otlp import ExportStats, OtlpConfigError, OtlpReport
@@ -475,56 +473,6 @@ def test_tracing_reports_the_export_after_shutdown(monkeypatch: pytest.MonkeyPat
 # ------------------------------------------------------------------------------------------------ receivers
 
 
-class _HTTPReceiver(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, bytes]] = []
-        super().__init__(("127.0.0.1", 0), _OTLPHandler)
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-
-class _OTLPHandler(BaseHTTPRequestHandler):
-    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall per request
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        assert isinstance(self.server, _HTTPReceiver)
-        if self.path != "/v1/traces":
-            self.send_error(405)
-            return
-        self.server.requests.append((self.path, body))
-        payload = ExportTraceServiceResponse().SerializeToString()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-@contextlib.contextmanager
-def http_receiver() -> Iterator[_HTTPReceiver]:
-    receiver = _HTTPReceiver()
-    thread = threading.Thread(target=receiver.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield receiver
-    finally:
-        receiver.shutdown()
-        receiver.server_close()
-        thread.join(5)
-
-
 @contextlib.contextmanager
 def grpc_receiver() -> Iterator[tuple[int, list[bytes]]]:
     """A real OTLP/gRPC collector endpoint on 127.0.0.1: ``(port, serialized requests)``."""
@@ -553,15 +501,7 @@ def grpc_receiver() -> Iterator[tuple[int, list[bytes]]]:
 # ------------------------------------------------------------------------------------------------ end to end
 
 TASKS = [{"id": "exported", "prompt": "Weather please [k-otlp]", "expected_tool": "get_weather"}]
-SCRIPTS = {
-    "[k-otlp]": {
-        "tool": [
-            {"tool_calls": [{"name": "get_weather", "arguments": {"location": "Paris, France"}}]},
-            {"final_answer": "20°C"},
-        ],
-        "code": [{"code": "w = get_weather(location='Paris, France')\nprint(w)"}, {"final_answer": "20°C"}],
-    }
-}
+SCRIPTS = {"[k-otlp]": weather_script()}
 OTLP_LINE = re.compile(r"^OTLP export: (\d+) of (\d+) spans not exported to (.+?): (.+)$", re.MULTILINE)
 
 
@@ -585,7 +525,7 @@ def _assert_received_the_traces(run: Any, received: list[dict[str, Any]]) -> Non
 
 
 def test_e2e_http_protobuf_receiver_gets_the_spans(bench: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    with http_receiver() as receiver:
+    with otlp_receiver() as receiver:
         # the generic variable with the full traces URL: used as-is (it used to post to /v1/traces/v1/traces)
         monkeypatch.setenv(otlp.ENDPOINT_ENV, f"http://127.0.0.1:{receiver.port}/v1/traces")
         # what docs/telemetry-backends.md tells Phoenix users: the project name travels as a resource attribute
@@ -593,8 +533,8 @@ def test_e2e_http_protobuf_receiver_gets_the_spans(bench: Any, monkeypatch: pyte
         run = bench(TASKS, SCRIPTS, "--smoltrace-otlp", subprocess=True)
     assert run.result.ret == 0, run.stdout[-3000:]
     run.result.assert_outcomes(passed=2)
-    assert receiver.requests and {path for path, _ in receiver.requests} == {"/v1/traces"}
-    received = decode([body for _, body in receiver.requests])
+    assert receiver.requests and {headers["path"] for headers, _ in receiver.requests} == {"/v1/traces"}
+    received = decode_spans(receiver.bodies)
     assert {s["resource"].get("openinference.project.name") for s in received} == {"smoltrace-otlp-test"}
     assert {s["resource"].get("service.name") for s in received} == {"pytest-smoltrace"}
     _assert_received_the_traces(run, received)
@@ -609,7 +549,7 @@ def test_e2e_grpc_receiver_gets_the_spans(bench: Any, monkeypatch: pytest.Monkey
     assert run.result.ret == 0, run.stdout[-3000:]
     run.result.assert_outcomes(passed=2)
     assert bodies
-    _assert_received_the_traces(run, decode(bodies))
+    _assert_received_the_traces(run, decode_spans(bodies))
 
 
 @pytest.mark.parametrize("workers", [0, 2], ids=["one-process", "xdist-2"])

@@ -8,19 +8,19 @@ like ``runner.py`` does, joined to the item's trace with ``ItemTrace.run_in_cont
 from __future__ import annotations
 
 import contextvars
-import gzip
 import json
 import os
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from smolagents import CodeAgent, LiteLLMModel, Tool, ToolCallingAgent
+from agent_helpers import AddTool
+from helpers import decode_spans, otlp_receiver
+from smolagents import CodeAgent, LiteLLMModel, ToolCallingAgent
 from smolagents.utils import AgentGenerationError
 
 from pytest_smoltrace.records import Check, Verdict
@@ -55,19 +55,6 @@ def _installed() -> None:
 def srv() -> Iterator[ScriptedModelServer]:
     with ScriptedModelServer() as server:
         yield server
-
-
-class AddTool(Tool):
-    name = "add"
-    description = "Adds two integers."
-    inputs = {  # noqa: RUF012
-        "a": {"type": "integer", "description": "first"},
-        "b": {"type": "integer", "description": "second"},
-    }
-    output_type = "integer"
-
-    def forward(self, a: int, b: int) -> int:
-        return a + b
 
 
 def model(srv: ScriptedModelServer, model_id: str = MODEL, **kwargs: Any) -> LiteLLMModel:
@@ -460,91 +447,26 @@ def test_tool_results_only_with_content_capture(srv: ScriptedModelServer) -> Non
 # ------------------------------------------------------------------------------------------------ OTLP
 
 
-class _Receiver(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        super().__init__(("127.0.0.1", 0), _OTLPHandler)
-
-
-class _OTLPHandler(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        assert isinstance(self.server, _Receiver)
-        self.server.requests.append(({k.lower(): v for k, v in self.headers.items()} | {"path": self.path}, body))
-        payload = ExportTraceServiceResponse().SerializeToString()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-def _any_value(value: Any) -> Any:
-    kind = value.WhichOneof("value")
-    if kind == "array_value":
-        return [_any_value(v) for v in value.array_value.values]
-    return getattr(value, kind) if kind else None
-
-
-def _decode(bodies: list[bytes]) -> list[dict[str, Any]]:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-    spans = []
-    for body in bodies:
-        request = ExportTraceServiceRequest.FromString(body)
-        for resource_spans in request.resource_spans:
-            resource = {a.key: _any_value(a.value) for a in resource_spans.resource.attributes}
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    spans.append(
-                        {
-                            "trace_id": span.trace_id.hex(),
-                            "span_id": span.span_id.hex(),
-                            "parent_span_id": span.parent_span_id.hex() or None,
-                            "name": span.name,
-                            "attributes": {a.key: _any_value(a.value) for a in span.attributes},
-                            "events": [
-                                {"name": e.name, "attributes": {a.key: _any_value(a.value) for a in e.attributes}}
-                                for e in span.events
-                            ],
-                            "resource": resource,
-                        }
-                    )
-    return spans
-
-
 def test_otlp_export_reaches_a_real_receiver(srv: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    receiver = _Receiver()
-    threading.Thread(target=receiver.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{receiver.server_address[1]}")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-smoltrace-test=yes")
     srv.add_script("export me", [{"code": "v = add(2, 3)"}, {"code": "final_answer(v)"}])
-    try:
-        tracing.install(otlp=True)
-        agent = CodeAgent(tools=[AddTool()], model=model(srv), verbosity_level=-1)
-        verdict = Verdict((Check("final_answer", True, True, True), Check("expected_answer", True, 5, 5)))
-        tr, outcome = run_item(agent, "export me", agent_type="code", verdict=verdict)
-        assert outcome["result"].output == 5
-        assert tracing.flush(10)
-    finally:
-        assert tracing.shutdown(10)
-        receiver.shutdown()
-        receiver.server_close()
+    with otlp_receiver() as receiver:
+        monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{receiver.port}")
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-smoltrace-test=yes")
+        try:
+            tracing.install(otlp=True)
+            agent = CodeAgent(tools=[AddTool()], model=model(srv), verbosity_level=-1)
+            verdict = Verdict((Check("final_answer", True, True, True), Check("expected_answer", True, 5, 5)))
+            tr, outcome = run_item(agent, "export me", agent_type="code", verdict=verdict)
+            assert outcome["result"].output == 5
+            assert tracing.flush(10)
+        finally:
+            assert tracing.shutdown(10)
     assert receiver.requests
     headers = receiver.requests[0][0]
     assert headers["path"] == "/v1/traces" and headers["content-type"] == "application/x-protobuf"
     assert headers["x-smoltrace-test"] == "yes"
-    received = [s for s in _decode([body for _, body in receiver.requests]) if s["trace_id"] == tr.trace_id]
+    received = [s for s in decode_spans(receiver.bodies) if s["trace_id"] == tr.trace_id]
     doc = tr.document()
     # the same spans as traces.json: ids, parentage, names, attributes
     assert sorted((s["span_id"], s["parent_span_id"], s["name"]) for s in received) == sorted(

@@ -6,7 +6,7 @@ import builtins
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,9 +14,9 @@ import pytest
 pytest.importorskip("mcpadapt", reason="the mcp extra is not installed")
 uvicorn = pytest.importorskip("uvicorn")
 
+from agent_helpers import ScriptedModel  # noqa: E402
 from mcp.server.fastmcp import FastMCP  # noqa: E402
-from smolagents import ChatMessage, ChatMessageToolCall, CodeAgent, Model, TokenUsage, ToolCallingAgent  # noqa: E402
-from smolagents.models import ChatMessageToolCallFunction  # noqa: E402
+from smolagents import CodeAgent, ToolCallingAgent  # noqa: E402
 
 from smoltrace_tools.mcp import McpServer, McpUnavailableError, open_mcp_tools, parse_server  # noqa: E402
 from smoltrace_tools.recording import ToolRecorder  # noqa: E402
@@ -181,22 +181,6 @@ def test_no_servers_is_an_empty_connection() -> None:
 
 
 # ----------------------------------------------------------------------------------------------- under agents
-
-
-class ScriptedModel(Model):
-    def __init__(self, replies: Sequence[str | list[tuple[str, Any]]]) -> None:
-        super().__init__(model_id="scripted")
-        self.replies = list(replies)
-
-    def generate(self, messages: list[Any], **kwargs: Any) -> ChatMessage:
-        reply = self.replies.pop(0) if self.replies else "no more replies"
-        if isinstance(reply, str):
-            return ChatMessage(role="assistant", content=reply, token_usage=TokenUsage(1, 1))
-        calls = [
-            ChatMessageToolCall(id=f"c{i}", type="function", function=ChatMessageToolCallFunction(name=n, arguments=a))
-            for i, (n, a) in enumerate(reply)
-        ]
-        return ChatMessage(role="assistant", content="", tool_calls=calls, token_usage=TokenUsage(1, 1))
 
 
 AgentFactory = Callable[[list[Any]], Any]

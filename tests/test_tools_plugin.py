@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import textwrap
 from typing import Any
 
 import pytest
 
+from pytest_smoltrace import hooks
 from pytest_smoltrace.testing import ScriptedModelServer
 
 READ_TOOL = {"tool_calls": [{"name": "read_file", "arguments": {"file_path": "notes.txt"}}]}
@@ -57,24 +60,14 @@ def test_required_tools_are_enabled_per_task_and_escapes_are_refused(bench: Any,
     assert next(c for c in row["checks"] if c["name"] == "expected_tool")["passed"] is False  # a refusal is no use
 
 
+def documented_tools_conftest() -> str:
+    """The ``conftest.py`` that the ``pytest_smoltrace_tools`` hook's documentation shows (so that it is run)."""
+    doc = inspect.getdoc(hooks.pytest_smoltrace_tools) or ""
+    return textwrap.dedent(doc.split(".. code-block:: python", 1)[1])
+
+
 def test_conftest_tools_and_prompt_files(bench: Any, pytester: pytest.Pytester, server: ScriptedModelServer) -> None:
-    pytester.makeconftest(
-        """
-        from smolagents import Tool
-
-        class StockPrice(Tool):
-            name = "stock_price"
-            description = "Latest closing price of a ticker symbol, in USD."
-            inputs = {"ticker": {"type": "string", "description": "e.g. ACME"}}
-            output_type = "number"
-
-            def forward(self, ticker: str) -> float:
-                return {"ACME": 12.5}.get(ticker.upper(), 0.0)
-
-        def pytest_smoltrace_tools(config):
-            return [StockPrice()]
-        """
-    )
+    pytester.makeconftest(documented_tools_conftest())  # the StockPrice tool of the hook's documentation
     (pytester.path / "prompt.yml").write_text("system_prompt: 'You are a careful analyst. Marker-4711.'\n")
     tasks = [
         {"id": "stock", "prompt": "Price of ACME? [k-stock]", "expected_tool": "stock_price", "expected_answer": 12.5}

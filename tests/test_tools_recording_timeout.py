@@ -5,35 +5,15 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from smolagents import ChatMessage, ChatMessageToolCall, CodeAgent, Model, TokenUsage, Tool, ToolCallingAgent
-from smolagents.models import ChatMessageToolCallFunction
+from agent_helpers import ScriptedModel
+from smolagents import CodeAgent, Tool, ToolCallingAgent
 
 from smoltrace_tools import get_tools
 from smoltrace_tools.errors import ToolTimeout
 from smoltrace_tools.recording import ToolRecorder, call_with_timeout
-
-
-class ScriptedModel(Model):
-    """Replies from a list: a string is text (CodeAgent), a list of (tool, arguments) is tool calls."""
-
-    def __init__(self, replies: Sequence[str | list[tuple[str, Any]]]) -> None:
-        super().__init__(model_id="scripted")
-        self.replies = list(replies)
-
-    def generate(self, messages: list[Any], **kwargs: Any) -> ChatMessage:
-        reply = self.replies.pop(0) if self.replies else "no more replies"
-        if isinstance(reply, str):
-            return ChatMessage(role="assistant", content=reply, token_usage=TokenUsage(1, 1))
-        calls = [
-            ChatMessageToolCall(id=f"c{i}", type="function", function=ChatMessageToolCallFunction(name=n, arguments=a))
-            for i, (n, a) in enumerate(reply)
-        ]
-        return ChatMessage(role="assistant", content="", tool_calls=calls, token_usage=TokenUsage(1, 1))
-
 
 RELEASE = threading.Event()
 

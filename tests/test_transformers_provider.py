@@ -9,45 +9,15 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import tiny_llama
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>"
-    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}{{ c['text'] }}{% endfor %}"
-    "{% endif %}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
 
 
 def make_tiny_model(path: Path) -> Path:
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>", "<pad>"])
     corpus = ["Thought: I will call the tool.", "final_answer(42)", "<code>print(1)</code>", "The weather is sunny."]
-    tok.train_from_iterator(corpus * 20, trainer=trainer)
-    fast = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
-    )
-    fast.chat_template = CHAT_TEMPLATE
-    fast.save_pretrained(path)
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=8192,
-        bos_token_id=fast.bos_token_id,
-        eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id,
-    )
-    transformers.LlamaForCausalLM(config).save_pretrained(path)
-    return path
+    return tiny_llama(path, corpus, max_position_embeddings=8192)
 
 
 def test_transformers_provider_runs_the_real_pipeline(pytester: pytest.Pytester) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import run_record
 
 from pytest_smoltrace.judge import judge, user_judges_apply
 from pytest_smoltrace.records import Check, RunRecord, StepInfo, StopReason
@@ -34,24 +35,8 @@ JUDGE_CONFTEST = """
 def record(
     response: str | None, *, stop_reason: StopReason, final: bool, steps: tuple[StepInfo, ...] = ()
 ) -> RunRecord:
-    return RunRecord(
-        task_id="t",
-        agent_type="tool",
-        source="test",
-        model="scripted",
-        provider="test",
-        run_id="r",
-        response=response,
-        final_answer_called=final,
-        stop_reason=stop_reason,
-        steps=steps,
-        tool_calls=(),
-        prompt_tokens=1,
-        completion_tokens=1,
-        duration_ms=1.0,
-        started_at=1.0,
-        error="AgentGenerationError: HTTP 400" if stop_reason == "error" else None,
-    )
+    error = "AgentGenerationError: HTTP 400" if stop_reason == "error" else None
+    return run_record(response, final_answer_called=final, stop_reason=stop_reason, steps=steps, error=error)
 
 
 def check(row: dict[str, Any], name: str) -> dict[str, Any] | None:
