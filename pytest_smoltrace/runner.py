@@ -298,6 +298,36 @@ def _make_record(
     )
 
 
+def _unstarted(
+    task: Task,
+    agent_type: AgentType,
+    cfg: RunConfig,
+    nodeid: str,
+    started_at: float,
+    duration_ms: float,
+    error: str,
+    error_type: str,
+) -> RunRecord:
+    """The record of a run that could not start (no agent, an unreadable cassette): an error that spent nothing."""
+    return _make_record(
+        task,
+        agent_type,
+        cfg,
+        nodeid,
+        started_at,
+        response=None,
+        final_answer_called=False,
+        stop_reason="error",
+        steps=(),
+        tool_calls=(),
+        prompt_tokens=0,
+        completion_tokens=0,
+        duration_ms=duration_ms,
+        error=error,
+        error_type=error_type,
+    )
+
+
 def _build(task: Task, agent_type: AgentType, cfg: RunConfig, recorder: Any) -> tuple[MultiStepAgent, list[Any]]:
     from smoltrace_tools import get_tools
 
@@ -391,23 +421,7 @@ def run_task(
         try:
             cassette = cfg.cassettes.open(nodeid or task.id)
         except CassetteMiss as exc:  # an unreadable cassette: this item's error, the session goes on
-            return _make_record(
-                task,
-                agent_type,
-                cfg,
-                nodeid,
-                time.time(),
-                response=None,
-                final_answer_called=False,
-                stop_reason="error",
-                steps=(),
-                tool_calls=(),
-                prompt_tokens=0,
-                completion_tokens=0,
-                duration_ms=0.0,
-                error=str(exc),
-                error_type=CassetteMiss.__name__,
-            )
+            return _unstarted(task, agent_type, cfg, nodeid, time.time(), 0.0, str(exc), CassetteMiss.__name__)
     recorder = ToolRecorder(timeout_s=cfg.tool_timeout_s, tape=cassette)
     with contextlib.suppress(Exception):
         get_model(cfg.spec)  # built once per process; its import/build time is not the item's (errors: below)
@@ -417,23 +431,8 @@ def run_task(
         agent, raw_tools = _build(task, agent_type, cfg, recorder)
     except Exception as exc:  # agent could not even be built: an error outcome, the session goes on
         log.debug("building the agent for %s failed", nodeid, exc_info=True)
-        return _make_record(
-            task,
-            agent_type,
-            cfg,
-            nodeid,
-            started_at,
-            response=None,
-            final_answer_called=False,
-            stop_reason="error",
-            steps=(),
-            tool_calls=(),
-            prompt_tokens=0,
-            completion_tokens=0,
-            duration_ms=(time.perf_counter() - t0) * 1000,
-            error=_describe(exc),
-            error_type=type(exc).__name__,
-        )
+        duration_ms = (time.perf_counter() - t0) * 1000
+        return _unstarted(task, agent_type, cfg, nodeid, started_at, duration_ms, _describe(exc), type(exc).__name__)
 
     _guard_usage(agent)
     _stop_on_cancel(agent, cancel)
