@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 #: comparisons with the baseline run and between the session's models (only when there are any).
 STATISTICS_FILE = "statistics.json"
 COMPARISON_FILE = "comparison.json"
+#: The run's page (issue 15): opens from disk, no network; ``smoltrace-report`` builds one after the fact.
+REPORT_FILE = "report.html"
 
 
 class Aggregator:
@@ -445,7 +447,19 @@ def write_outputs(
         write_statistics(run_dir / STATISTICS_FILE, standing.statistics)
         if standing.comparisons:
             write_comparison(run_dir / COMPARISON_FILE, standing.comparisons)
+    write_report(run_dir)
     return run_dir
+
+
+def write_report(run_dir: Path) -> None:
+    """``report.html`` from the files just written (the last file: it reads them all); a failure is a warning, never
+    the loss of the run."""
+    from smoltrace_export.html_report import write_html_report
+
+    try:
+        write_html_report([run_dir], run_dir / REPORT_FILE)
+    except (OSError, ValueError) as exc:
+        log.warning("report.html could not be written in %s: %s", run_dir, exc)
 
 
 def model_entry(identity: RunIdentity, spec: ModelSpec, contender: Contender) -> dict[str, Any]:

@@ -55,3 +55,6 @@ def test_verbose_lines_show_the_run_so_far_and_junit_carries_each_items_figures(
         }
         seen += 1
     assert seen == 4
+    # and the run directory has its page, naming every item
+    page = (run.run_dir / "report.html").read_text(encoding="utf-8")
+    assert all(nodeid in page for nodeid in rows)
