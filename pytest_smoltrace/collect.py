@@ -22,7 +22,17 @@ from .concurrency import RunDeadlineExceeded, attempt_of
 from .identity import IDENTITY_KEY, RunIdentity
 from .records import AGENT_TYPES, AgentType, ItemResult
 from .settings import Settings
-from .tasks import TASK_FILE_SUFFIXES, Task, TaskError, load_file, load_source, select, source_label, tasks_from_objects
+from .tasks import (
+    TASK_FILE_SUFFIXES,
+    Task,
+    TaskError,
+    TaskOptions,
+    load_file,
+    load_source,
+    select,
+    source_label,
+    tasks_from_objects,
+)
 
 if TYPE_CHECKING:
     from .models import ModelSpec
@@ -264,6 +274,7 @@ class TaskSourceCollector(pytest.Collector):
                 split=settings.split,
                 revision=settings.revision,
                 base_dir=Path(self.config.invocation_params.dir),
+                options=TaskOptions.from_settings(settings),
             )
         except TaskError as exc:
             raise self.CollectError(f"smoltrace task source: {exc}") from None
@@ -278,7 +289,8 @@ class ConftestTasksCollector(pytest.Collector):
         for returned in self.ihook.pytest_smoltrace_tasks(config=self.config):
             objects.extend(returned or ())
         try:
-            tasks = tasks_from_objects(objects, source="conftest")
+            settings = self.config.stash[IDENTITY_KEY].settings
+            tasks = tasks_from_objects(objects, source="conftest", options=TaskOptions.from_settings(settings))
         except TaskError as exc:
             raise self.CollectError(f"smoltrace task source: {exc}") from None
         return make_groups(self, tasks, self.config.stash[IDENTITY_KEY])
@@ -290,7 +302,9 @@ class TaskFile(pytest.File):
     def collect(self) -> Iterable[pytest.Item | pytest.Collector]:
         settings = self.config.stash[IDENTITY_KEY].settings
         try:
-            tasks = load_file(self.path, split=settings.split, label=self.nodeid)
+            tasks = load_file(
+                self.path, split=settings.split, label=self.nodeid, options=TaskOptions.from_settings(settings)
+            )
         except TaskError as exc:
             raise self.CollectError(f"smoltrace task file: {exc}") from None
         return make_groups(self, tasks, self.config.stash[IDENTITY_KEY])

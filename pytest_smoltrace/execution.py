@@ -1,8 +1,8 @@
 """Run and judge one agent run: (task, agent type, run config, judge hook) → :class:`ItemResult`.
 
-The one place a run becomes a result — under its root span, with its cost, its verdict (built-in checks and the
-``pytest_smoltrace_judge`` hooks') and its trace document — used by task items (through the executor, in a run-ahead
-thread) and by the ``smoltrace_run`` fixture alike.
+The one place a run becomes a result — under its root span, with its cost, its verdict (built-in checks, the rubric
+judge's grade and the ``pytest_smoltrace_judge`` hooks') and its trace document — used by task items (through the
+executor, in a run-ahead thread) and by the ``smoltrace_run`` fixture alike.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ import dataclasses
 import threading
 from typing import TYPE_CHECKING
 
-from .records import AgentType, ItemResult
+from .records import JUDGE_ERROR, AgentType, ItemResult
 
 if TYPE_CHECKING:
     from .budget import Budget
     from .judge import JudgeHook
+    from .rubric import Grader
     from .runner import RunConfig
     from .tasks import Task
     from .telemetry.cost import Price
@@ -33,15 +34,18 @@ def run_and_judge(
     budget: Budget | None = None,
     cancel: threading.Event | None = None,
     repeat: int = 0,
+    grader: Grader | None = None,
 ) -> ItemResult:
     """Run ``task`` with a fresh ``agent_type`` agent and judge it; the root span covers the run and the verdict.
 
     ``price`` prices the run (``cost_usd``, and the LLM spans' cost attributes; None: cost unknown); ``judges`` is the
-    ``pytest_smoltrace_judge`` hook caller; ``budget`` (``--smoltrace-max-cost``) is charged with the run's cost;
-    ``cancel`` asks the agent to stop at its next step; ``repeat`` is the item's repeat index.
-    Agent, model and tool failures never raise: they are the
+    ``pytest_smoltrace_judge`` hook caller; ``budget`` (``--smoltrace-max-cost``) is charged with the run's cost (and
+    the judge's); ``cancel`` asks the agent to stop at its next step; ``repeat`` is the item's repeat index;
+    ``grader`` (``--smoltrace-judge-model``, :meth:`.rubric.Grader.from_settings`) grades a task's ``rubric``: its
+    tokens and cost are the record's ``judge_tokens`` / ``judge_cost_usd``, and a grade it cannot give makes the item
+    an error outcome (``error_type`` ``judge_error``). Agent, model, tool and judge failures never raise: they are the
     record's error and an error verdict."""
-    from .judge import judge, user_checks
+    from .judge import NO_JUDGE, final_answer_text, judge, rubric_applies, user_checks
     from .runner import run_task
     from .telemetry import cost, tracing
 
@@ -72,8 +76,24 @@ def run_and_judge(
             recorded_cost_usd=spent if record.replayed else None,
             repeat=repeat,
         )
-        verdict = judge(task, record, extra_checks=user_checks(judges, task, record))
+        rubric_check, judge_error = None, None
+        if rubric_applies(task, record):
+            if grader is None:
+                judge_error = NO_JUDGE
+            else:
+                from .rubric import grade
+
+                answer = final_answer_text(record)[0] or ""
+                graded = grade(task, record, answer, grader)
+                rubric_check, judge_error = graded.check, graded.error
+                record = dataclasses.replace(record, judge_tokens=graded.tokens, judge_cost_usd=graded.cost_usd)
+            if judge_error is not None:
+                record = dataclasses.replace(record, error=judge_error, error_type=JUDGE_ERROR)
+        verdict = judge(
+            task, record, extra_checks=user_checks(judges, task, record), rubric=rubric_check, judge_error=judge_error
+        )
         trace.add_verdict(verdict)
     if budget is not None:
         budget.add(record.cost_usd)
+        budget.add(record.judge_cost_usd)
     return ItemResult(nodeid=nodeid, record=record, verdict=verdict, task=task, trace=trace.document())

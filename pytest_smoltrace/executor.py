@@ -75,6 +75,10 @@ class ExecutorPlugin:
         self.identity = identity
         self.budget = budget
         self.run_config = run_config(identity, toolbox)
+        from .rubric import Grader
+
+        #: ``--smoltrace-judge-model``: the rubric judge of this process's items (None without one).
+        self.grader = Grader.from_settings(identity.settings)
         self.run_ahead: RunAhead | None = None
         self.sampler: Sampler | None = None
         self._deliver = deliver
@@ -121,6 +125,7 @@ class ExecutorPlugin:
             budget=self.budget,
             cancel=cancel,
             repeat=item.repeat,
+            grader=self.grader,
         )
 
     def warm_up(self) -> None:

@@ -196,6 +196,7 @@ class SmoltraceRunner:
         from .execution import run_and_judge
         from .identity import get_identity
         from .records import AGENT_TYPES
+        from .rubric import Grader
         from .tasks import validate_row
 
         if agent_type not in AGENT_TYPES:
@@ -226,6 +227,7 @@ class SmoltraceRunner:
             price=_price(self._session_config, cfg),
             judges=self._node.ihook.pytest_smoltrace_judge,
             otlp=identity is not None and identity.settings.otlp,
+            grader=Grader.from_settings(identity.settings) if identity is not None else None,
         )
         record, verdict = result.record, result.verdict
         run = AgentRun(task=task, record=record, verdict=verdict, trace=result.trace)

@@ -1,138 +1,46 @@
 """The verdict (DESIGN §4): checks computed from executed tool calls, identically for both agent types.
 
-Also GAIA's quasi-exact-match scorer, ported with a few deliberate improvements (see
-:func:`quasi_exact_match`), and the plain-text table of checks used as an item's failure message.
+The checks of the task's fields, in this order: ``final_answer``, ``tool_called`` and ``expected_tool``,
+``forbidden_tools``, ``tool_order`` and ``repeated_calls`` (:mod:`.trajectory`), ``tool_args:<tool>``
+(:mod:`.arguments`), ``expected_keywords``, ``expected_answer`` (GAIA's scorer, :mod:`.answers`, whose names are
+re-exported here) and ``rubric`` (graded by the judge model, :mod:`.rubric`); then the ``pytest_smoltrace_judge``
+hooks' checks. Also the plain-text table of checks used as an item's failure message.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import re
-import string
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .records import Check, RunRecord, Verdict
+from .answers import normalize_number_str, normalize_str, quasi_exact_match, split_string
+from .arguments import check_tool_args
+from .records import JUDGE_ERROR, Check, RunRecord, Verdict
 from .tasks import Task
+from .trajectory import check_repeated_calls, check_tool_order
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "ERROR_STOP_REASONS",
     "final_answer_text",
+    "final_answer_value",
     "format_checks",
     "judge",
     "normalize_number_str",
     "normalize_str",
     "quasi_exact_match",
+    "rubric_applies",
     "split_string",
     "user_judges_apply",
 ]
 
 FINAL_ANSWER = "final_answer"
+#: Why a rubric task has no grade when no judge model was given to the run.
+NO_JUDGE = "the task has a rubric but no judge model is configured: give --smoltrace-judge-model"
 #: Stop reasons that make an item an error outcome (pytest's ``E``).
 ERROR_STOP_REASONS = ("error", "timeout")
-
-# --------------------------------------------------------------------------------------------------------------
-# GAIA quasi-exact match
-# --------------------------------------------------------------------------------------------------------------
-
-#: A number written with thousands separators: "1,234", "-1,234,567.5", "$1,234".
-_THOUSANDS = re.compile(r"^\s*[-+]?\$?\s*\d{1,3}(,\d{3})+(\.\d+)?\s*%?\s*$")
-
-
-def normalize_number_str(number_str: str) -> float:
-    """GAIA: strip ``$``, ``%`` and ``,`` and parse as float; ``inf`` when it is not a number."""
-    for char in ("$", "%", ","):
-        number_str = number_str.replace(char, "")
-    try:
-        return float(number_str)
-    except ValueError:
-        logger.debug("answer %r is not a number", number_str)
-        return float("inf")
-
-
-def split_string(text: str, char_list: Sequence[str] = (",", ";")) -> list[str]:
-    """GAIA: split on any of ``char_list``."""
-    pattern = f"[{''.join(re.escape(c) for c in char_list)}]"
-    return re.split(pattern, text)
-
-
-def normalize_str(input_str: str, remove_punct: bool = True) -> str:
-    """GAIA: remove all whitespace, lowercase, and (by default) remove ASCII punctuation."""
-    no_spaces = re.sub(r"\s", "", input_str)
-    if remove_punct:
-        return no_spaces.lower().translate(str.maketrans("", "", string.punctuation))
-    return no_spaces.lower()
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _numbers_equal(answer: str, expected: float) -> bool:
-    """GAIA's numeric comparison, except that an answer that is not a number never matches (GAIA maps it to
-    ``inf``, which would match an ``"inf"`` ground truth) and floats are compared with a 1e-9 relative tolerance."""
-    value = normalize_number_str(answer)
-    if math.isinf(value) and not _is_float(answer.replace("$", "").replace("%", "").replace(",", "")):
-        return False
-    if math.isinf(value) or math.isinf(expected):
-        return value == expected
-    return math.isclose(value, expected, rel_tol=1e-9, abs_tol=0.0)
-
-
-def _lists_equal(answer: str, expected: str) -> bool:
-    expected_elems = split_string(expected)
-    answer_elems = split_string(answer)
-    if len(expected_elems) != len(answer_elems):
-        return False
-    for answer_elem, expected_elem in zip(answer_elems, expected_elems, strict=True):
-        if _is_float(expected_elem):
-            if not _numbers_equal(answer_elem, float(expected_elem)):
-                return False
-        elif normalize_str(answer_elem, remove_punct=False) != normalize_str(expected_elem, remove_punct=False):
-            return False
-    return True
-
-
-def quasi_exact_match(answer: object, expected: str | float) -> bool:
-    """GAIA's ``question_scorer``: is ``answer`` quasi-exactly the ground truth ``expected``?
-
-    As in GAIA: a numeric ground truth is compared as a float after stripping ``$ % ,`` from the answer; a
-    ground truth containing ``,`` or ``;`` is a list compared element-wise (numbers as floats, strings
-    normalised with punctuation kept, lengths must match); any other string is compared after removing
-    whitespace and punctuation and lowercasing.
-
-    Deliberate improvements over GAIA:
-
-    - a numeric ``expected`` (an int/float in the JSON) is compared numerically (GAIA only takes strings);
-    - a string ground truth that is a number with thousands separators (``"1,234,567"``, ``"1,234.5"``) is
-      treated as that number, not as a list;
-    - the answer is ``str()``-ed (agents may return ints, floats, lists…); a ``None`` answer never matches;
-    - an answer that is not a number never equals a numeric ground truth, and numbers are compared with a
-      relative tolerance of 1e-9 (so float noise such as ``0.30000000000000004`` still equals ``0.3``).
-    """
-    if answer is None:
-        return False
-    if isinstance(expected, bool):
-        expected = str(expected)
-    answer_text = str(answer)
-    if isinstance(expected, (int, float)):
-        return _numbers_equal(answer_text, float(expected))
-    if _is_float(expected):
-        return _numbers_equal(answer_text, float(expected))
-    if _THOUSANDS.match(expected):
-        return _numbers_equal(answer_text, normalize_number_str(expected))
-    if any(char in expected for char in (",", ";")):
-        return _lists_equal(answer_text, expected)
-    return normalize_str(answer_text) == normalize_str(expected)
-
 
 # --------------------------------------------------------------------------------------------------------------
 # Checks
@@ -227,6 +135,21 @@ def _check_keywords(task: Task, record: RunRecord) -> Check:
     )
 
 
+def final_answer_value(record: RunRecord) -> object:
+    """The answer as the scorer reads it: a list or tuple the agent gave to ``final_answer`` stays a list (its
+    recorded argument), anything else is the answer's text (``None``: no answer; see :func:`final_answer_text`).
+
+    Only a list is taken from the recorded call: the record keeps long strings cut, the text is whole."""
+    text, _ = final_answer_text(record)
+    if text is None:
+        return None
+    for call in reversed(record.tool_calls):
+        if call.name == FINAL_ANSWER and call.ok and call.arguments:
+            given = call.arguments.get("answer", next(iter(call.arguments.values())))
+            return given if isinstance(given, list) else text
+    return text
+
+
 def _check_expected_answer(task: Task, record: RunRecord) -> Check:
     assert task.expected_answer is not None
     answer, why_not = final_answer_text(record)
@@ -234,10 +157,21 @@ def _check_expected_answer(task: Task, record: RunRecord) -> Check:
         return Check(name="expected_answer", passed=False, expected=task.expected_answer, actual=why_not)
     return Check(
         name="expected_answer",
-        passed=quasi_exact_match(answer, task.expected_answer),
+        passed=quasi_exact_match(final_answer_value(record), task.expected_answer),
         expected=task.expected_answer,
         actual=answer,
     )
+
+
+def rubric_applies(task: Task, record: RunRecord) -> bool:
+    """Whether the judge model is asked to grade this run: the task has a rubric and the run gave a final answer
+    (without one the ``rubric`` check fails as the answer checks do, and nothing is spent on a grade)."""
+    return task.rubric is not None and final_answer_text(record)[0] is not None
+
+
+def _check_rubric_unanswered(task: Task, record: RunRecord) -> Check:
+    _, why_not = final_answer_text(record)
+    return Check(name="rubric", passed=False, expected=task.rubric, actual=why_not)
 
 
 def user_judges_apply(record: RunRecord) -> bool:
@@ -280,12 +214,23 @@ def user_checks(hook: JudgeHook | None, task: Task, record: RunRecord) -> list[C
     return checks
 
 
-def judge(task: Task, record: RunRecord, extra_checks: Sequence[Check] = ()) -> Verdict:
+def judge(
+    task: Task,
+    record: RunRecord,
+    extra_checks: Sequence[Check] = (),
+    *,
+    rubric: Check | None = None,
+    judge_error: str | None = None,
+) -> Verdict:
     """The verdict for one run: the task's checks (DESIGN §4), then ``extra_checks`` as given.
 
     An agent error or timeout makes an error outcome (``Verdict.error``) that still carries every built-in check;
     ``extra_checks`` (the user judges' checks) are left out of it: judges are not called for such a run (see
     :func:`user_judges_apply`), and checks passed in anyway are dropped, never shown as if the run had an answer.
+
+    ``rubric`` is the judge model's graded ``rubric`` check of a run it applies to (:func:`rubric_applies`);
+    ``judge_error`` says why there is no grade (an unreadable reply after the retry, a judge model that could not be
+    reached or is not configured): the item is then an error outcome (``judge_error: …``), never a pass or a fail.
     """
     checks: list[Check] = [_check_final_answer(record)]
     if task.expected_tool is not None:
@@ -293,11 +238,24 @@ def judge(task: Task, record: RunRecord, extra_checks: Sequence[Check] = ()) -> 
         checks.append(_check_expected_tool(task, record))
     if task.forbidden_tools:
         checks.append(_check_forbidden_tools(task, record))
+    if task.expected_tool_order is not None:
+        checks.append(check_tool_order(task.expected_tool_order, task.tool_order_mode, record))
+    if task.max_repeated_calls is not None:
+        checks.append(check_repeated_calls(task.max_repeated_calls, record))
+    for tool, expected_args in (task.expected_tool_args or {}).items():
+        checks.append(check_tool_args(tool, expected_args, record))
     if task.expected_keywords:
         checks.append(_check_keywords(task, record))
     if task.expected_answer is not None:
         checks.append(_check_expected_answer(task, record))
     error = None
+    if task.rubric is not None:
+        if not rubric_applies(task, record):
+            checks.append(_check_rubric_unanswered(task, record))
+        elif rubric is not None and judge_error is None:
+            checks.append(rubric)
+        else:
+            error = f"{JUDGE_ERROR}: {judge_error or NO_JUDGE}"
     if user_judges_apply(record):
         checks.extend(extra_checks)
     else:

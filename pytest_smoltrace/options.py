@@ -15,6 +15,8 @@ import pytest
 
 from smoltrace_export.records import DIFFICULTIES, REGRESSION_EXIT_STATUS, TASK_AGENT_TYPES
 
+from .presets import PRESET_NAMES, parse_field_map
+
 PROVIDERS = ("litellm", "inference", "transformers", "ollama")
 AGENT_TYPE_CHOICES = TASK_AGENT_TYPES
 OUTPUTS = ("json", "hub", "none")
@@ -389,6 +391,39 @@ OPTIONS: tuple[OptionSpec, ...] = (
         False,
         type=_bool,
         kind="flag",
+    ),
+    OptionSpec(
+        "judge-model",
+        "the LLM judge that grades the final answer of tasks with a 'rubric' (a model id as for --smoltrace-model; "
+        "it may differ from the agent's model and provider); its tokens and cost are recorded apart (judge_tokens, "
+        "judge_cost_usd), never added to the agent's",
+        env="SMOLTRACE_JUDGE_MODEL",
+        metavar="ID",
+    ),
+    OptionSpec(
+        "judge-provider",
+        "how the judge model is reached (the providers of --smoltrace-provider)",
+        "litellm",
+        choices=PROVIDERS,
+    ),
+    OptionSpec(
+        "judge-api-base",
+        "OpenAI-compatible / Ollama base URL of the judge model (not the agent's --smoltrace-api-base)",
+        env="SMOLTRACE_JUDGE_API_BASE",
+        metavar="URL",
+    ),
+    OptionSpec(
+        "task-preset",
+        "read task rows in a known benchmark's own columns: gaia (task_id, Question, Level, Final answer, "
+        "file_name) or smolagents-benchmark (question, true_answer, source); see docs/tasks.md",
+        choices=PRESET_NAMES,
+    ),
+    OptionSpec(
+        "field-map",
+        "rename task row columns to task fields, SRC=DST pairs separated by commas (e.g. 'query=prompt,"
+        "gold=expected_answer'); on top of --smoltrace-task-preset",
+        type=parse_field_map,
+        metavar="SRC=DST,…",
     ),
 )
 

@@ -484,6 +484,11 @@ RESUME_KEYS = (
     "seed",
     "reasoning_effort",
     "enable_thinking",
+    "judge_model",
+    "judge_provider",
+    "judge_api_base",
+    "task_preset",
+    "field_map",
 )
 #: How an unset value reads in a difference (``difficulty: journal all, now easy``).
 _UNSET = {"difficulty": "all", "tools": "defaults only"}

@@ -67,6 +67,11 @@ class Settings:
     fail_on_regression: bool
     resume: str | None
     resume_force: bool
+    judge_model: str | None = None
+    judge_provider: str = "litellm"
+    judge_api_base: str | None = None
+    task_preset: str | None = None
+    field_map: tuple[tuple[str, str], ...] = ()
 
     @property
     def cassettes(self) -> Path:
@@ -80,7 +85,7 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(value, Path):
                 value = str(value)
-            elif isinstance(value, str) and f.name == "api_base":
+            elif isinstance(value, str) and f.name in ("api_base", "judge_api_base"):
                 value = redact_url(value)
             elif f.name == "mcp_server_url":
                 value = [redact_url(v) for v in value]

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn, cast
@@ -25,12 +25,17 @@ from smoltrace_export.records import (
     DIFFICULTIES,
     KEYWORD_MODES,
     TASK_AGENT_TYPES,
+    TOOL_ORDER_MODES,
     AgentType,
     Difficulty,
     KeywordMode,
     Task,
     TaskAgentType,
+    ToolOrderMode,
 )
+
+from .arguments import matcher_problem
+from .presets import FieldMap, MappingProblem, preset_hint
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +78,46 @@ KNOWN_FIELDS: frozenset[str] = frozenset(
         "forbidden_tools",
         "required_tools",
         "metadata",
+        "rubric",
+        "expected_tool_order",
+        "tool_order_mode",
+        "expected_tool_args",
+        "max_repeated_calls",
     }
 )
+
+#: The option that configures the rubric judge (named by the error for a rubric task without one).
+JUDGE_MODEL_OPTION = "--smoltrace-judge-model"
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """The session's options that decide how task rows are read.
+
+    ``fields``: ``--smoltrace-task-preset`` / ``--smoltrace-field-map`` (None: rows are read as they are);
+    ``judge_model``: whether ``--smoltrace-judge-model`` is configured (None: unknown, a ``rubric`` is not checked
+    against it; False: a task with a ``rubric`` is an error naming the option).
+    """
+
+    fields: FieldMap | None = None
+    judge_model: bool | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> TaskOptions:
+        """The options of a session's :class:`~pytest_smoltrace.settings.Settings`."""
+        preset = getattr(settings, "task_preset", None)
+        renames = tuple(getattr(settings, "field_map", None) or ())
+        fields = FieldMap(preset=preset, renames=renames) if preset is not None or renames else None
+        return cls(fields=fields, judge_model=getattr(settings, "judge_model", None) is not None)
+
+    def beside(self, base_dir: Path | None) -> TaskOptions:
+        """These options for data in ``base_dir`` (where a preset looks for attached files)."""
+        if self.fields is None or base_dir is None:
+            return self
+        return TaskOptions(fields=replace(self.fields, base_dir=base_dir), judge_model=self.judge_model)
+
+
+NO_OPTIONS = TaskOptions()
 
 #: Suffixes of local task files (and of ``smoltrace_*`` files the collector picks up).
 TASK_FILE_SUFFIXES: tuple[str, ...] = (".json", ".jsonl")
@@ -340,6 +383,77 @@ class _RowChecker:
             return value
         self.fail("expected_answer", f"{rule}; got {_got(value)}")
 
+    def whole_number(self, field_name: str, value: object, rule: str) -> int | None:
+        """A whole number ≥ 1, or ``None`` when absent."""
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            self.fail(field_name, f"{rule}; got {_got(value)}")
+        if isinstance(value, float):
+            fix = f" (write {int(value)} without the decimal point)" if value.is_integer() and value >= 1 else ""
+            self.fail(field_name, f"{rule}; got {_got(value)}{fix}")
+        if isinstance(value, str):
+            fix = f" (write {value.strip()} without quotes)" if value.strip().isdigit() else ""
+            self.fail(field_name, f"{rule}; got {_got(value)}{fix}")
+        if value < 1:
+            self.fail(field_name, f"{rule}; got {value}")
+        return value
+
+    def rubric(self, value: object) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.fail(
+                "rubric", f"must be a string (what the judge model grades the final answer against); got {_got(value)}"
+            )
+        if not value.strip():
+            self.fail("rubric", "must not be empty (use null when there is no rubric)")
+        return value
+
+    def tool_order(self, value: object, mode: object) -> tuple[tuple[str, ...] | None, ToolOrderMode]:
+        if value is None:
+            if mode is not None:
+                self.fail(
+                    "tool_order_mode",
+                    "has no effect without expected_tool_order (the sequence of tool names it applies to); "
+                    f"got {_got(mode)}",
+                )
+            return None, "in_order"
+        names = self.name_list("expected_tool_order", value, '["get_weather", "calculator"]')
+        if "final_answer" in names:
+            self.fail(
+                "expected_tool_order",
+                "must not list final_answer: the order is of the other tools (the final_answer check covers it)",
+            )
+        chosen = self.choice("tool_order_mode", mode, TOOL_ORDER_MODES, "in_order")
+        return names, cast(ToolOrderMode, chosen)
+
+    def tool_args(self, value: object) -> dict[str, dict[str, Any]] | None:
+        example = '{"calculator": {"expression": "234*67"}}'
+        if value is None:
+            return None
+        if not isinstance(value, Mapping) or not value:
+            self.fail(
+                "expected_tool_args",
+                f"must be a non-empty object {{tool: {{argument: matcher}}}}, e.g. {example}; got {_got(value)}",
+            )
+        result: dict[str, dict[str, Any]] = {}
+        for tool, arguments in value.items():
+            where = f"expected_tool_args.{tool}" if str(tool).isidentifier() else f"expected_tool_args[{tool!r}]"
+            if not str(tool).strip():
+                self.fail("expected_tool_args", "a tool name must be a non-empty string")
+            if not isinstance(arguments, Mapping) or not arguments:
+                self.fail(
+                    "expected_tool_args",
+                    f"{where} must be a non-empty object {{argument: matcher}}, e.g. {example}; got {_got(arguments)}",
+                )
+            for argument, matcher in arguments.items():
+                problem = matcher_problem(matcher)
+                if problem is not None:
+                    self.fail("expected_tool_args", f"{where}.{argument}: {problem}")
+            result[str(tool)] = {str(k): v for k, v in arguments.items()}
+        return result
+
     def values(self, data: Mapping[str, Any]) -> None:
         """Every value of every field must survive JSON: finite numbers, integers Python can print, bounded nesting.
 
@@ -379,18 +493,59 @@ class _RowChecker:
         return metadata
 
 
-def validate_row(row: object, *, source: str, row_number: int) -> Task:
+def validate_row(row: object, *, source: str, row_number: int, options: TaskOptions | None = None) -> Task:
     """Validate one task row (a JSON object) and build its :class:`Task`.
 
     ``None`` for any schema field means "absent" (``datasets`` fills missing keys with ``None``).
-    Strings for ``agent_type``, ``difficulty`` and ``keyword_mode`` are matched case-insensitively and
-    stored lowercase; an integer ``id`` is converted to a string. Fields outside the schema are kept in
-    ``Task.metadata``. Raises :class:`TaskError` naming ``source``, ``row_number``, the field and the rule.
+    Strings for ``agent_type``, ``difficulty``, ``keyword_mode`` and ``tool_order_mode`` are matched
+    case-insensitively and stored lowercase; an integer ``id`` is converted to a string. Fields outside the schema
+    are kept in ``Task.metadata``. ``options`` (:class:`TaskOptions`): a preset or field map renames the row's columns
+    first, and a ``rubric`` needs a judge model when the session says none is configured. Raises
+    :class:`TaskError` naming ``source``, ``row_number``, the field (the row's own column when it was renamed) and
+    the rule; when the columns look like a known preset that is not in use, the rule says which to use.
     """
+    options = options or NO_OPTIONS
     check = _RowChecker(source, row_number)
     if not isinstance(row, Mapping):
         check.fail(None, f'must be a JSON object with at least "id" and "prompt"; got {_got(row)}')
-    data: dict[str, Any] = {str(key): value for key, value in row.items()}
+    raw: dict[str, Any] = {str(key): value for key, value in row.items()}
+    fields = options.fields if options.fields is not None and options.fields.active else None
+    origin: dict[str, str] = {}
+    try:
+        if fields is not None:
+            try:
+                data, origin = fields.apply(raw, row_number)
+            except MappingProblem as exc:
+                check.fail(exc.column, exc.rule)
+        else:
+            data = raw
+        task = _build_task(check, data)
+        if task.rubric is not None and options.judge_model is False:
+            check.fail(
+                "rubric",
+                f"needs a judge model to grade the answer: give {JUDGE_MODEL_OPTION} (with --smoltrace-judge-provider "
+                "and --smoltrace-judge-api-base where the judge is not reached through litellm's defaults)",
+            )
+        return task
+    except TaskError as exc:
+        raise _explained(exc, raw, origin, fields) from None
+
+
+def _explained(exc: TaskError, raw: Mapping[str, Any], origin: Mapping[str, str], fields: FieldMap | None) -> TaskError:
+    """``exc`` naming the row's own column for a renamed field, with a preset hint when the columns look like one."""
+    field_name, rule = exc.field, exc.rule
+    if fields is not None and field_name is not None and field_name in origin:
+        column = origin[field_name]
+        field_name, rule = column, f"(read as {exc.field} by {fields.describe(column)}) {rule}"
+    hint = preset_hint(raw, fields.preset if fields is not None else None)
+    if hint is not None:
+        rule = f"{rule}; {hint}"
+    if (field_name, rule) == (exc.field, exc.rule):
+        return exc
+    return TaskError(exc.source, exc.row, field_name, rule)
+
+
+def _build_task(check: _RowChecker, data: dict[str, Any]) -> Task:
     check.values(data)
     task_id = check.id(data.get("id"))
     prompt = check.prompt(data.get("prompt"))
@@ -404,6 +559,14 @@ def validate_row(row: object, *, source: str, row_number: int) -> Task:
     expected_answer = check.expected_answer(data.get("expected_answer"))
     forbidden = check.name_list("forbidden_tools", data.get("forbidden_tools"), '["calculator"]')
     required = check.name_list("required_tools", data.get("required_tools"), '["calculator"]')
+    rubric = check.rubric(data.get("rubric"))
+    tool_order, tool_order_mode = check.tool_order(data.get("expected_tool_order"), data.get("tool_order_mode"))
+    tool_args = check.tool_args(data.get("expected_tool_args"))
+    max_repeated = check.whole_number(
+        "max_repeated_calls",
+        data.get("max_repeated_calls"),
+        "must be a whole number ≥ 1 (the most times one tool may be called with identical arguments)",
+    )
     expected_names: tuple[str, ...] = ()
     if isinstance(expected_tool, tuple):
         expected_names = expected_tool
@@ -414,6 +577,18 @@ def validate_row(row: object, *, source: str, row_number: int) -> Task:
             check.fail(
                 "forbidden_tools",
                 f"{name!r} is also in expected_tool; a tool cannot be both expected and forbidden",
+            )
+        if tool_order is not None and tool_order_mode != "subset" and name in tool_order:
+            check.fail(
+                "forbidden_tools",
+                f"{name!r} is also in expected_tool_order ({tool_order_mode}); a tool cannot be both required and "
+                "forbidden",
+            )
+        if tool_args is not None and name in tool_args:
+            check.fail(
+                "forbidden_tools",
+                f"{name!r} is also in expected_tool_args, which needs a call of it; a tool cannot be both expected "
+                "and forbidden",
             )
     return Task(
         id=task_id,
@@ -429,17 +604,24 @@ def validate_row(row: object, *, source: str, row_number: int) -> Task:
         forbidden_tools=forbidden,
         required_tools=required,
         metadata=check.metadata(data),
-        source=source,
-        row=row_number,
+        source=check.source,
+        row=check.row_number,
+        rubric=rubric,
+        expected_tool_order=tool_order,
+        tool_order_mode=tool_order_mode,
+        expected_tool_args=tool_args,
+        max_repeated_calls=max_repeated,
     )
 
 
-def _validate_rows(rows: Iterable[tuple[int, object]], *, source: str) -> tuple[Task, ...]:
+def _validate_rows(
+    rows: Iterable[tuple[int, object]], *, source: str, options: TaskOptions | None = None
+) -> tuple[Task, ...]:
     """Validate numbered rows and check that ids are unique within the source."""
     tasks: list[Task] = []
     first_row: dict[str, int] = {}
     for row_number, row in rows:
-        task = validate_row(row, source=source, row_number=row_number)
+        task = validate_row(row, source=source, row_number=row_number, options=options)
         if task.id in first_row:
             raise TaskError(
                 source,
@@ -453,24 +635,35 @@ def _validate_rows(rows: Iterable[tuple[int, object]], *, source: str) -> tuple[
     return tuple(tasks)
 
 
-def tasks_from_objects(objs: Iterable[object], *, source: str) -> tuple[Task, ...]:
+def tasks_from_objects(objs: Iterable[object], *, source: str, options: TaskOptions | None = None) -> tuple[Task, ...]:
     """Validate tasks given from Python (e.g. a conftest hook): dicts or :class:`Task` instances.
 
-    Task instances are re-validated through their ``to_dict()`` form and re-stamped with ``source``
-    and their 1-based position.
+    Task instances are re-validated through their ``to_dict()`` form (a preset or field map of ``options`` is not
+    applied to them again) and re-stamped with ``source`` and their 1-based position.
     """
-
-    def rows() -> Iterable[tuple[int, object]]:
-        for index, obj in enumerate(objs, start=1):
-            if isinstance(obj, Task):
-                data = obj.to_dict()
-                data.pop("source", None)
-                data.pop("row", None)
-                yield index, data
-            else:
-                yield index, obj
-
-    return _validate_rows(rows(), source=source)
+    options = options or NO_OPTIONS
+    as_tasks = TaskOptions(judge_model=options.judge_model)
+    tasks: list[Task] = []
+    first_row: dict[str, int] = {}
+    for index, obj in enumerate(objs, start=1):
+        if isinstance(obj, Task):
+            data = obj.to_dict()
+            data.pop("source", None)
+            data.pop("row", None)
+            tasks.extend(_validate_rows([(index, data)], source=source, options=as_tasks))
+        else:
+            tasks.extend(_validate_rows([(index, obj)], source=source, options=options))
+        task = tasks[-1]
+        if task.id in first_row:
+            raise TaskError(
+                source,
+                index,
+                "id",
+                f"duplicate id {task.id!r}: rows {first_row[task.id]} and {index} both use it; "
+                "ids must be unique within a source",
+            )
+        first_row[task.id] = index
+    return tuple(tasks)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -547,7 +740,9 @@ def _rows_from_payload(payload: object, *, split: str, label: str) -> list[tuple
     raise TaskError(label, None, None, f"must contain {shape}; got {_got(payload)}")
 
 
-def _parse_text(text: str, *, suffix: str, split: str, label: str) -> tuple[Task, ...]:
+def _parse_text(
+    text: str, *, suffix: str, split: str, label: str, options: TaskOptions | None = None
+) -> tuple[Task, ...]:
     if suffix == ".jsonl":
         numbered: list[tuple[int, object]] = []
         for line_number, line in enumerate(text.splitlines(), start=1):
@@ -559,7 +754,7 @@ def _parse_text(text: str, *, suffix: str, split: str, label: str) -> tuple[Task
                 raise TaskError(label, line_number, None, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
             except RecursionError:
                 raise TaskError(label, line_number, None, _too_deep(line, first_line=line_number)) from None
-        return _validate_rows(numbered, source=label)
+        return _validate_rows(numbered, source=label, options=options)
     try:
         payload = _loads(text)
     except json.JSONDecodeError as exc:
@@ -568,7 +763,7 @@ def _parse_text(text: str, *, suffix: str, split: str, label: str) -> tuple[Task
         ) from None
     except RecursionError:
         raise TaskError(label, None, None, _too_deep(text)) from None
-    return _validate_rows(_rows_from_payload(payload, split=split, label=label), source=label)
+    return _validate_rows(_rows_from_payload(payload, split=split, label=label), source=label, options=options)
 
 
 def _not_found(path: Path, missing: str) -> str:
@@ -604,11 +799,12 @@ def _unresolvable(path: Path) -> bool:
     return False
 
 
-def load_file(path: Path, *, split: str, label: str) -> tuple[Task, ...]:
+def load_file(path: Path, *, split: str, label: str, options: TaskOptions | None = None) -> tuple[Task, ...]:
     """Load and validate a local ``.json`` / ``.jsonl`` task file; errors name ``label`` as the source.
 
     ``.jsonl``: one object per non-blank line (row number = line number). ``.json``: a list (row number =
-    index + 1), or an object keyed by split, falling back to its ``"data"`` entry.
+    index + 1), or an object keyed by split, falling back to its ``"data"`` entry. ``options``: see
+    :class:`TaskOptions` (a preset looks for attached files beside the file).
     """
     suffix = path.suffix.lower()
     if suffix not in TASK_FILE_SUFFIXES:
@@ -623,14 +819,19 @@ def load_file(path: Path, *, split: str, label: str) -> tuple[Task, ...]:
         if exc.errno == errno.ELOOP:
             raise TaskError(label, None, None, _not_found(path, "file not found")) from None
         raise TaskError(label, None, None, f"cannot read {path}: {type(exc).__name__}: {exc}") from None
-    tasks = _parse_text(text, suffix=suffix, split=split, label=label)
+    options = (options or NO_OPTIONS).beside(path.parent)
+    tasks = _parse_text(text, suffix=suffix, split=split, label=label, options=options)
     logger.debug("loaded %d tasks from %s", len(tasks), path)
     return tasks
 
 
-def _load_bundled(name: str) -> TaskSource:
+def _load_bundled(name: str, options: TaskOptions | None = None) -> TaskSource:
     resource = _data_dir().joinpath(name + ".json")
-    tasks = _parse_text(resource.read_text(encoding="utf-8"), suffix=".json", split="train", label=name)
+    # the bundled sets are in the plugin's own format: a preset or field map is not applied to them
+    options = TaskOptions(judge_model=options.judge_model) if options is not None else None
+    tasks = _parse_text(
+        resource.read_text(encoding="utf-8"), suffix=".json", split="train", label=name, options=options
+    )
     return TaskSource(label=name, tasks=tasks, location=str(resource), revision=None)
 
 
@@ -676,7 +877,9 @@ def source_label(spec: str, split: str) -> str:
     return f"{spec}:{split}"
 
 
-def _load_hub(spec: str, *, target: str, split: str, revision: str | None, resolved: Path) -> TaskSource:
+def _load_hub(
+    spec: str, *, target: str, split: str, revision: str | None, resolved: Path, options: TaskOptions | None = None
+) -> TaskSource:
     label = source_label(spec, split)
     try:
         import datasets  # heavy: imported only when a dataset is really loaded
@@ -691,21 +894,29 @@ def _load_hub(spec: str, *, target: str, split: str, revision: str | None, resol
         raise TaskError(spec, None, None, _hub_failure(spec, split, revision, exc, resolved)) from exc
     # datasets gives every row every column, None where a row lacked the key: None means absent.
     numbered = [(index, {k: v for k, v in row.items() if v is not None}) for index, row in enumerate(raw_rows, 1)]
-    tasks = _validate_rows(numbered, source=label)
+    options = (options or NO_OPTIONS).beside(resolved if resolved.is_dir() else None)
+    tasks = _validate_rows(numbered, source=label, options=options)
     location = str(resolved) if resolved.is_dir() else f"hf://datasets/{spec}"
     logger.debug("loaded %d tasks from %s (split %s, revision %s)", len(tasks), location, split, revision)
     return TaskSource(label=label, tasks=tasks, location=location, revision=revision)
 
 
 def load_source(
-    spec: str, *, split: str = "train", revision: str | None = None, base_dir: Path | None = None
+    spec: str,
+    *,
+    split: str = "train",
+    revision: str | None = None,
+    base_dir: Path | None = None,
+    options: TaskOptions | None = None,
 ) -> TaskSource:
     """Load the task source named by ``spec`` (the ``--smoltrace-dataset`` value).
 
     In order: a bundled set name (``default``, …); a path ending ``.json``/``.jsonl`` (relative to
     ``base_dir`` or the current directory; it must exist); otherwise (an existing directory, or a Hugging
     Face dataset name such as ``user/name``) ``datasets.load_dataset(spec, split=split, revision=revision)``.
-    ``revision`` is optional and recorded on the result. Every failure is a :class:`TaskError`.
+    ``revision`` is optional and recorded on the result. ``options`` (:class:`TaskOptions`, e.g.
+    ``TaskOptions.from_settings(settings)``): how rows are read (a preset or field map; not for the bundled sets)
+    and whether a judge model is configured. Every failure is a :class:`TaskError`.
     """
     if not spec or not spec.strip():
         raise TaskError(
@@ -714,7 +925,7 @@ def load_source(
     if spec in bundled_names():
         if revision:
             logger.warning("revision %r ignored for bundled task set %r", revision, spec)
-        return _load_bundled(spec)
+        return _load_bundled(spec, options)
     base = base_dir if base_dir is not None else Path.cwd()
     path = Path(spec).expanduser()
     resolved = path if path.is_absolute() else base / path
@@ -724,7 +935,7 @@ def load_source(
             raise TaskError(label, None, None, _not_found(resolved, "file not found"))
         if revision:
             logger.warning("revision %r ignored for local task file %s", revision, resolved)
-        tasks = load_file(resolved, split=split, label=label)
+        tasks = load_file(resolved, split=split, label=label, options=options)
         return TaskSource(label=label, tasks=tasks, location=str(resolved), revision=None)
     if resolved.is_file():
         raise TaskError(
@@ -737,7 +948,7 @@ def load_source(
     if (_looks_like_path(spec) and not resolved.exists()) or _unresolvable(resolved):
         raise TaskError(label, None, None, _not_found(resolved, "no such file or directory"))
     target = str(resolved) if resolved.is_dir() else spec
-    return _load_hub(spec, target=target, split=split, revision=revision, resolved=resolved)
+    return _load_hub(spec, target=target, split=split, revision=revision, resolved=resolved, options=options)
 
 
 def select(

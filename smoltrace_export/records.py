@@ -12,6 +12,7 @@ and the exporters (``smoltrace_export``) import it, and it imports none of them 
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -19,11 +20,13 @@ __all__ = [
     "AGENT_TYPES",
     "CANCELLED",
     "DIFFICULTIES",
+    "JUDGE_ERROR",
     "KEYWORD_MODES",
     "REGRESSION_EXIT_STATUS",
     "SCHEMA_VERSION",
     "STOP_REASONS",
     "TASK_AGENT_TYPES",
+    "TOOL_ORDER_MODES",
     "UNFINISHED_ERROR_TYPES",
     "WORKER_CRASHED",
     "AgentType",
@@ -40,9 +43,11 @@ __all__ = [
     "Task",
     "TaskAgentType",
     "ToolCall",
+    "ToolOrderMode",
     "Verdict",
     "excerpt",
     "jsonable",
+    "repeated_calls",
 ]
 
 AgentType = Literal["tool", "code"]
@@ -52,17 +57,23 @@ Outcome = Literal["passed", "failed", "error"]
 TaskAgentType = Literal["tool", "code", "both"]
 Difficulty = Literal["easy", "medium", "hard"]
 KeywordMode = Literal["any", "all"]
+#: How ``expected_tool_order`` is held against the executed calls (see ``docs/verdict.md``).
+ToolOrderMode = Literal["exact", "in_order", "any_order", "subset"]
 
 AGENT_TYPES: tuple[AgentType, ...] = ("tool", "code")
 STOP_REASONS: tuple[StopReason, ...] = ("final_answer", "max_steps", "timeout", "error")
 TASK_AGENT_TYPES: tuple[TaskAgentType, ...] = ("tool", "code", "both")
 DIFFICULTIES: tuple[Difficulty, ...] = ("easy", "medium", "hard")
 KEYWORD_MODES: tuple[KeywordMode, ...] = ("any", "all")
+TOOL_ORDER_MODES: tuple[ToolOrderMode, ...] = ("exact", "in_order", "any_order", "subset")
 
 #: ``error_type`` of an attempt whose run had started but that pytest never ran (-x / --maxfail, Ctrl-C).
 CANCELLED = "Cancelled"
 #: ``error_type`` of an attempt whose xdist worker died while running it.
 WORKER_CRASHED = "WorkerCrashed"
+#: ``error_type`` of an item whose rubric judge gave no readable grade (after one retry) or could not be reached: an
+#: error outcome, never a pass or a fail.
+JUDGE_ERROR = "judge_error"
 #: ``error_type`` of attempts that did not finish: they are re-run on resume, and pass@1 does not count them.
 UNFINISHED_ERROR_TYPES = frozenset({WORKER_CRASHED, CANCELLED})
 
@@ -107,6 +118,14 @@ class Task:
     - ``metadata``: every field of the row that is not part of the schema (a row's own ``metadata`` object
       is merged in).
     - ``source`` / ``row``: the source label (as in the node id) and the 1-based row number.
+    - ``rubric``: what an LLM judge (``--smoltrace-judge-model``) grades the final answer against.
+    - ``expected_tool_order`` / ``tool_order_mode``: the executed tool calls held against a sequence of names.
+    - ``expected_tool_args``: ``{tool: {argument: matcher}}``; a matcher is a value, a list of acceptable values,
+      ``{"regex": …}`` or ``{"approx": x, "tol": t}``.
+    - ``max_repeated_calls``: the most times one tool may be called with identical arguments.
+
+    The fields after ``row`` are left out of :meth:`to_dict` at their defaults (journal lines of tasks without them
+    stay as they were before them).
     """
 
     id: str
@@ -125,6 +144,11 @@ class Task:
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str = "default"
     row: int = 0
+    rubric: str | None = None
+    expected_tool_order: tuple[str, ...] | None = None
+    tool_order_mode: ToolOrderMode = "in_order"
+    expected_tool_args: dict[str, dict[str, Any]] | None = None
+    max_repeated_calls: int | None = None
 
     @property
     def agent_types(self) -> tuple[AgentType, ...]:
@@ -150,11 +174,30 @@ class Task:
             "metadata": dict(self.metadata),
             "source": self.source,
             "row": self.row,
+            **self._judging_fields(),
         }
+
+    def _judging_fields(self) -> dict[str, Any]:
+        """The judging fields that differ from their defaults (the others are left out of :meth:`to_dict`)."""
+        data: dict[str, Any] = {}
+        if self.rubric is not None:
+            data["rubric"] = self.rubric
+        if self.expected_tool_order is not None:
+            data["expected_tool_order"] = list(self.expected_tool_order)
+        if self.tool_order_mode != "in_order":
+            data["tool_order_mode"] = self.tool_order_mode
+        if self.expected_tool_args is not None:
+            data["expected_tool_args"] = {tool: dict(args) for tool, args in self.expected_tool_args.items()}
+        if self.max_repeated_calls is not None:
+            data["max_repeated_calls"] = self.max_repeated_calls
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Task:
         expected_tool = data.get("expected_tool")
+        order = data.get("expected_tool_order")
+        tool_args = data.get("expected_tool_args")
+        repeated = data.get("max_repeated_calls")
         return cls(
             id=str(data["id"]),
             prompt=str(data["prompt"]),
@@ -171,7 +214,36 @@ class Task:
             metadata=dict(data.get("metadata") or {}),
             source=str(data.get("source", "")),
             row=int(data.get("row", 0)),
+            rubric=data.get("rubric"),
+            expected_tool_order=tuple(order) if order is not None else None,
+            tool_order_mode=data.get("tool_order_mode") or "in_order",
+            expected_tool_args=(
+                {str(tool): dict(args) for tool, args in tool_args.items()} if isinstance(tool_args, dict) else None
+            ),
+            max_repeated_calls=int(repeated) if repeated is not None else None,
         )
+
+
+def _call_key(call: ToolCall) -> tuple[str, str]:
+    """A tool call's name and its arguments as canonical JSON: equal keys are identical calls."""
+    return call.name, json.dumps(call.arguments, sort_keys=True, ensure_ascii=False, default=repr)
+
+
+def repeated_calls(calls: tuple[ToolCall, ...]) -> tuple[int, ToolCall | None]:
+    """The most times one tool was called with identical arguments (``final_answer`` excluded; calls that raised
+    count: a loop of failing calls is a loop), and the first such call; ``(0, None)`` without tool calls."""
+    counts: dict[tuple[str, str], int] = {}
+    first: dict[tuple[str, str], ToolCall] = {}
+    for call in calls:
+        if call.name == "final_answer":
+            continue
+        key = _call_key(call)
+        counts[key] = counts.get(key, 0) + 1
+        first.setdefault(key, call)
+    if not counts:
+        return 0, None
+    key = max(counts, key=lambda k: counts[k])  # the first of the most repeated, in call order
+    return counts[key], first[key]
 
 
 @dataclass(frozen=True)
@@ -306,6 +378,11 @@ class RunRecord:
     #: calls cost (at the run's price) is ``recorded_cost_usd``.
     replayed: bool = False
     recorded_cost_usd: float | None = None
+    #: Tokens (prompt + completion) and cost in USD of the rubric judge's calls for this item
+    #: (``--smoltrace-judge-model``): kept apart, never part of ``total_tokens`` or ``cost_usd``; ``None`` when no
+    #: judge was called (or, for the cost, when the judge model has no price).
+    judge_tokens: int | None = None
+    judge_cost_usd: float | None = None
 
     @property
     def model_name(self) -> str:
@@ -328,13 +405,24 @@ class RunRecord:
         """Names of tool calls that executed without raising, ``final_answer`` excluded, in order."""
         return [c.name for c in self.tool_calls if c.ok and c.name != "final_answer"]
 
+    @property
+    def repeated_calls(self) -> int:
+        """The most times one tool was called with identical arguments (see :func:`repeated_calls`); 0 without calls."""
+        return repeated_calls(self.tool_calls)[0]
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["steps"] = [s.to_dict() for s in self.steps]
         data["tool_calls"] = [c.to_dict() for c in self.tool_calls]
         data["retries"] = [r.to_dict() for r in self.retries]
         data["total_tokens"] = self.total_tokens
-        for name, default in (("model_label", None), ("replayed", False), ("recorded_cost_usd", None)):
+        for name, default in (
+            ("model_label", None),
+            ("replayed", False),
+            ("recorded_cost_usd", None),
+            ("judge_tokens", None),
+            ("judge_cost_usd", None),
+        ):
             if data[name] == default:  # journal lines of runs without these stay as they were before them
                 del data[name]
         return data
@@ -372,6 +460,8 @@ class RunRecord:
             model_label=data.get("model_label"),
             replayed=bool(data.get("replayed", False)),
             recorded_cost_usd=data.get("recorded_cost_usd"),
+            judge_tokens=data.get("judge_tokens"),
+            judge_cost_usd=data.get("judge_cost_usd"),
         )
 
 

@@ -108,6 +108,9 @@ def result_row(result: ItemResult, *, first: bool | None = None, final: bool = T
         "recorded_cost_usd": record.recorded_cost_usd,
         "attempt": record.attempt,
         "final_attempt": final,
+        "repeated_calls": record.repeated_calls,
+        "judge_tokens": record.judge_tokens,
+        "judge_cost_usd": record.judge_cost_usd,
         "schema_version": SCHEMA_VERSION,
     }
     return {name: row[name] for name in RESULTS_SCHEMA}
@@ -280,6 +283,9 @@ def leaderboard_row(
         "pass_hat_k": dict(statistics.pass_hat_k) if statistics else None,
         "flaky_task_count": len(statistics.flaky_tasks) if statistics else None,
         "environment_share": env.share,
+        "max_repeated_calls": summary.max_repeated_calls,
+        "total_judge_tokens": summary.judge_tokens,
+        "total_judge_cost_usd": summary.judge_cost_usd,
         "schema_version": SCHEMA_VERSION,
     }
     return {name: row[name] for name in LEADERBOARD_SCHEMA}

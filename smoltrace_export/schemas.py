@@ -96,7 +96,10 @@ RESULTS_SCHEMA: dict[str, tuple[ColumnType, str]] = {
         "bool",
         "Every model call came from a cassette (--smoltrace-record-mode): cost_usd is 0; see recorded_cost_usd.",
     ),
-    "recorded_cost_usd": ("float64", "What a replayed item's recorded model calls cost (at this run's price); or null."),
+    "recorded_cost_usd": (
+        "float64",
+        "What a replayed item's recorded model calls cost (at this run's price); or null.",
+    ),
     "attempt": (
         "int64",
         "0-based attempt of the item: one row per attempt (pytest-rerunfailures reruns; the re-run of a cancelled "
@@ -105,6 +108,21 @@ RESULTS_SCHEMA: dict[str, tuple[ColumnType, str]] = {
     "final_attempt": (
         "bool",
         "This attempt's verdict is the item's: its last attempt (a cancelled run after a real attempt aside).",
+    ),
+    "repeated_calls": (
+        "int64",
+        "The most times one tool was called with identical arguments (final_answer excluded, calls that raised "
+        "included; 0 without tool calls): a loop shows as a high count. A check with the task's max_repeated_calls.",
+    ),
+    "judge_tokens": (
+        "int64",
+        "Tokens of the rubric judge's calls (--smoltrace-judge-model), never part of total_tokens; null when no "
+        "judge was called.",
+    ),
+    "judge_cost_usd": (
+        "float64",
+        "Cost of the rubric judge's calls in USD, never part of cost_usd; null when no judge was called or its "
+        "model has no price.",
     ),
     "schema_version": ("int64", "Version of this row schema."),
 }
@@ -224,6 +242,20 @@ LEADERBOARD_SCHEMA: dict[str, tuple[ColumnType, str]] = {
         "float64",
         "Share (0–1) of the run's CO2 and energy cost given to this row: its agent type's share of the attempts' run "
         "time (the rows of a run sum to the run's figures); null: the figures are the whole run's.",
+    ),
+    "max_repeated_calls": (
+        "int64",
+        "The most times one tool was called with identical arguments in any finished item (results' repeated_calls).",
+    ),
+    "total_judge_tokens": (
+        "int64",
+        "Sum of the rubric judge's tokens over every attempt (judge_tokens), never part of total_tokens; null when "
+        "no judge was called.",
+    ),
+    "total_judge_cost_usd": (
+        "float64",
+        "Sum of the rubric judge's known costs in USD (judge_cost_usd), never part of total_cost_usd; null when no "
+        "judge cost is known.",
     ),
     "schema_version": ("int64", "Version of this row schema."),
 }

@@ -104,6 +104,12 @@ class AgentSummary:
     cancelled_cost_usd: float = 0.0
     #: The model these items ran (``RunRecord.model_name``: its label, else its id).
     model: str = ""
+    #: The most times one tool was called with identical arguments in a completed item (``RunRecord.repeated_calls``).
+    max_repeated_calls: int = 0
+    #: Σ of the rubric judge's tokens / known costs over every attempt, apart from the agent's (``None``: no judge
+    #: was called / no judge cost is known).
+    judge_tokens: int | None = None
+    judge_cost_usd: float | None = None
 
     @property
     def success_rate(self) -> float:
@@ -222,6 +228,9 @@ def _summary(model: str, agent_type: str, mine: list[ItemAttempts], planned: int
         cancelled_duration_ms=sum(a.record.duration_ms for a in dropped),
         cancelled_cost_usd=sum(a.record.cost_usd or 0.0 for a in dropped),
         model=model,
+        max_repeated_calls=max((r.record.repeated_calls for r in finals), default=0),
+        judge_tokens=_known_sum(a.record.judge_tokens for a in every),
+        judge_cost_usd=_known_cost(a.record.judge_cost_usd for a in every),
     )
 
 
@@ -237,6 +246,12 @@ def first_attempt_passes(items: Sequence[ItemAttempts]) -> tuple[int, int]:
 
 def _spend(attempts: Iterable[ItemResult]) -> int:
     return sum((a.record.prompt_tokens or 0) + (a.record.completion_tokens or 0) for a in attempts)
+
+
+def _known_cost(values: Iterable[float | None]) -> float | None:
+    """Σ of the known costs (10 significant digits, as the agent's); ``None`` when none is known."""
+    known = [v for v in values if v is not None]
+    return float(f"{sum(known):.10g}") if known else None
 
 
 def _known_sum(values: Iterable[int | None]) -> int | None:

@@ -132,9 +132,7 @@ def test_ctrl_c_while_x_waits_for_the_runs_started_ahead_stops_them_and_keeps_th
     # every run started ahead has sent its first model call (a loaded machine may start one late): Ctrl-C then finds
     # each of them in a step, and the step in flight ends within the grace
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not all(
-        server.usage_for(f"[k-t{i}]")["requests"] >= 1 for i in range(1, 4)
-    ):
+    while time.monotonic() < deadline and not all(server.usage_for(f"[k-t{i}]")["requests"] >= 1 for i in range(1, 4)):
         time.sleep(0.05)
     assert proc.poll() is None, "".join(lines)[-3000:]
     proc.send_signal(signal.SIGINT)

@@ -59,6 +59,13 @@ CASES: list[Any] = [
     ),
     # several models, repeats, comparison (issue 13)
     (["--models", "models.yml"], ["--smoltrace-models", "models.yml"]),
+    (["--judge-model", "openai/gpt-4.1"], ["--smoltrace-judge-model", "openai/gpt-4.1"]),
+    (["--judge-provider", "ollama"], ["--smoltrace-judge-provider", "ollama"]),
+    (["--judge-api-base", "http://127.0.0.1:9/v1"], ["--smoltrace-judge-api-base", "http://127.0.0.1:9/v1"]),
+    (["--task-preset", "gaia"], ["--smoltrace-task-preset", "gaia"]),
+    (["--field-map", "q=prompt"], ["--smoltrace-field-map", "q=prompt"]),
+    (["--record-mode", "none"], ["--smoltrace-record-mode", "none"]),
+    (["--cassette-dir", "cassettes"], ["--smoltrace-cassette-dir", "cassettes"]),
     (["--repeats", "3"], ["--smoltrace-repeats", "3"]),
     (["--baseline", "smoltrace_results/r0"], ["--smoltrace-baseline", "smoltrace_results/r0"]),
     (["--fail-on-regression"], ["--smoltrace-fail-on-regression"]),

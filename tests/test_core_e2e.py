@@ -48,7 +48,7 @@ CHECKS_TASKS = [
         "forbidden",
         "Multiply without the calculator. [k-forbidden]",
         forbidden_tools=["calculator"],
-        expected_answer="15,678",
+        expected_answer="15678",
         agent_type="tool",
     ),
 ]
