@@ -275,43 +275,10 @@ def judge(
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _value_text(value: Any) -> str:
-    """Compact one-line rendering: strings bare (also inside containers), repr for the rest."""
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, dict):
-        text = "{" + ", ".join(f"{k}: {_value_text(v)}" for k, v in value.items()) + "}"
-    elif isinstance(value, (list, tuple)):
-        text = "[" + ", ".join(_value_text(v) for v in value) + "]"
-    else:
-        text = repr(value)
-    return " ".join(text.split())
-
-
-def _truncate(text: str, limit: int) -> str:
-    if limit <= 1:
-        return "…" if text else ""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def format_checks(verdict: Verdict, width: int = 100) -> str:
-    """The checks as an aligned plain-text table, one line per check: ``PASS|FAIL  name  expected=…  actual=…``.
+    """The checks as an aligned plain-text table, one line per check: ``PASS|FAIL  name  expected=…  actual=…``
+    (:func:`smoltrace_export.failure_text.checks_table`, which report.html uses too)."""
+    from smoltrace_export.failure_text import CheckLine, checks_table
 
-    Long values are cut with "…" so that each line fits in ``width`` characters where possible.
-    """
-    lines: list[str] = []
-    if verdict.error is not None:
-        lines.append(_truncate(f"ERROR {' '.join(verdict.error.split())}", max(width, 20)))
-    if not verdict.checks:
-        lines.append("(no checks)")
-        return "\n".join(lines)
-    name_width = max(len(c.name) for c in verdict.checks)
-    expected_texts = [f"expected={_value_text(c.expected)}" for c in verdict.checks]
-    room = max(width - (4 + 2 + name_width + 2), 30)
-    column = min(max(len(t) for t in expected_texts), room * 2 // 5)
-    for check, expected_text in zip(verdict.checks, expected_texts, strict=True):
-        status = "PASS" if check.passed else "FAIL"
-        expected_cell = _truncate(expected_text, column).ljust(column)
-        actual_cell = _truncate(f"actual={_value_text(check.actual)}", room - column - 2)
-        lines.append(f"{status}  {check.name.ljust(name_width)}  {expected_cell}  {actual_cell}".rstrip())
-    return "\n".join(lines)
+    lines = [CheckLine(c.name, c.passed, c.expected, c.actual) for c in verdict.checks]
+    return checks_table(lines, verdict.error, width)

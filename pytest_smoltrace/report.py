@@ -82,25 +82,25 @@ class Progress:
 
 
 def failure_text(result: ItemResult) -> str:
+    """What pytest prints for an item that did not pass (report.html shows the same text, rebuilt from its row)."""
+    from smoltrace_export.failure_text import ToolCallLine, failure_message
+
     from .judge import format_checks
 
     record = result.record
-    lines = [f"{record.agent_type} agent on task {record.task_id!r}: {result.verdict.outcome.upper()}"]
-    if result.verdict.error:
-        lines.append(result.verdict.error)
-    lines.append(
-        f"stop reason: {record.stop_reason} · steps: {record.action_steps} · tokens: {record.total_tokens}"
-        f" · {record.duration_ms:.0f} ms"
+    return failure_message(
+        agent_type=record.agent_type,
+        task_id=record.task_id,
+        outcome=result.verdict.outcome,
+        error=result.verdict.error,
+        stop_reason=record.stop_reason,
+        steps=record.action_steps,
+        tokens=record.total_tokens,
+        duration_ms=record.duration_ms,
+        checks=format_checks(result.verdict),
+        tool_calls=[ToolCallLine(c.name, c.arguments, c.ok) for c in record.tool_calls],
+        response=record.response,
     )
-    lines.append(format_checks(result.verdict))
-    executed = [
-        f"{c.name}({', '.join(f'{k}={v!r}' for k, v in c.arguments.items())})" + ("" if c.ok else " ✗")
-        for c in record.tool_calls
-    ]
-    lines.append("executed tool calls: " + (", ".join(executed) if executed else "none"))
-    if record.response is not None:
-        lines.append(f"final answer: {record.response[:500]!r}")
-    return "\n".join(lines)
 
 
 def stop_reason(session: pytest.Session) -> str | None:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from . import json_sink
+from .failure_text import CheckLine, ToolCallLine, checks_table, failure_message, truncate, value_text
 from .records import CANCELLED, DIFFICULTIES, UNFINISHED_ERROR_TYPES, ItemResult
 
 __all__ = ["NotARunDirectory", "RunData", "load_run", "render_html_report", "write_html_report"]
@@ -356,26 +357,6 @@ def _groups(runs: Sequence[RunData], items: Sequence[Item]) -> list[Group]:
 # -- the failure text (what pytest prints for a failing item) --------------------------------------------------------
 
 
-def value_text(value: Any) -> str:
-    """A check value on one line as the failure message shows it: strings bare (also inside containers), ``repr`` for
-    the rest (``pytest_smoltrace.judge``'s rendering)."""
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, dict):
-        text = "{" + ", ".join(f"{k}: {value_text(v)}" for k, v in value.items()) + "}"
-    elif isinstance(value, (list, tuple)):
-        text = "[" + ", ".join(value_text(v) for v in value) + "]"
-    else:
-        text = repr(value)
-    return " ".join(text.split())
-
-
-def _truncate(text: str, limit: int) -> str:
-    if limit <= 1:
-        return "…" if text else ""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _checks(row: Mapping[str, Any]) -> list[dict[str, Any]]:
     checks = row.get("checks")
     return [c for c in checks if isinstance(c, dict)] if isinstance(checks, list) else []
@@ -389,50 +370,31 @@ def _verdict_error(row: Mapping[str, Any]) -> str | None:
 
 def checks_text(row: Mapping[str, Any], width: int = 100) -> str:
     """The table of checks of a results row, line for line as the pytest failure message prints it."""
-    lines: list[str] = []
-    error = _verdict_error(row)
-    if error is not None:
-        lines.append(_truncate(f"ERROR {' '.join(error.split())}", max(width, 20)))
-    checks = _checks(row)
-    if not checks:
-        lines.append("(no checks)")
-        return "\n".join(lines)
-    names = [_str(c.get("name")) for c in checks]
-    name_width = max(len(n) for n in names)
-    expected_texts = [f"expected={value_text(c.get('expected'))}" for c in checks]
-    room = max(width - (4 + 2 + name_width + 2), 30)
-    column = min(max(len(t) for t in expected_texts), room * 2 // 5)
-    for check, name, expected_text in zip(checks, names, expected_texts, strict=True):
-        status = "PASS" if check.get("passed") else "FAIL"
-        expected_cell = _truncate(expected_text, column).ljust(column)
-        actual_cell = _truncate(f"actual={value_text(check.get('actual'))}", room - column - 2)
-        lines.append(f"{status}  {name.ljust(name_width)}  {expected_cell}  {actual_cell}".rstrip())
-    return "\n".join(lines)
+    lines = [
+        CheckLine(_str(c.get("name")), bool(c.get("passed")), c.get("expected"), c.get("actual")) for c in _checks(row)
+    ]
+    return checks_table(lines, _verdict_error(row), width)
 
 
 def failure_text(row: Mapping[str, Any]) -> str:
     """The pytest failure message of an item that did not pass, rebuilt from its results row."""
-    outcome = _str(row.get("outcome")) or "failed"
-    lines = [f"{row.get('agent_type')} agent on task {_str(row.get('task_id'))!r}: {outcome.upper()}"]
-    error = _verdict_error(row)
-    if error:
-        lines.append(error)
-    duration = _num(row.get("execution_time_ms")) or 0.0
-    lines.append(
-        f"stop reason: {row.get('stop_reason')} · steps: {row.get('steps')} · tokens: {row.get('total_tokens')}"
-        f" · {duration:.0f} ms"
-    )
-    lines.append(checks_text(row))
-    executed = [
-        f"{c.get('name')}({', '.join(f'{k}={v!r}' for k, v in (c.get('arguments') or {}).items())})"
-        + ("" if c.get("error") is None else " ✗")
-        for c in _tool_calls(row)
-    ]
-    lines.append("executed tool calls: " + (", ".join(executed) if executed else "none"))
     response = row.get("response")
-    if isinstance(response, str):
-        lines.append(f"final answer: {response[:500]!r}")
-    return "\n".join(lines)
+    return failure_message(
+        agent_type=row.get("agent_type"),
+        task_id=_str(row.get("task_id")),
+        outcome=_str(row.get("outcome")) or "failed",
+        error=_verdict_error(row),
+        stop_reason=row.get("stop_reason"),
+        steps=row.get("steps"),
+        tokens=row.get("total_tokens"),
+        duration_ms=_num(row.get("execution_time_ms")) or 0.0,
+        checks=checks_text(row),
+        tool_calls=[
+            ToolCallLine(_str(c.get("name")), c.get("arguments") or {}, c.get("error") is None)
+            for c in _tool_calls(row)
+        ],
+        response=response if isinstance(response, str) else None,
+    )
 
 
 def _tool_calls(row: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -725,7 +687,7 @@ def bar_chart(
         band_height = len(band) * bar
         body.append(
             f'<text class="label" x="{left - 8}" y="{y + band_height / 2 + 4:.1f}" text-anchor="end">'
-            f"{esc(_truncate(key, 22))}<title>{esc(key)}</title></text>"
+            f"{esc(truncate(key, 22))}<title>{esc(key)}</title></text>"
         )
         for group, its in band:
             passed = sum(1 for i in its if i.status == "passed")
@@ -773,7 +735,7 @@ def distribution_chart(title: str, unit: str, groups: Sequence[Group], value: Ca
         mid = 8 + row * number + row / 2
         q1, median, q3 = (_quantile(values, q) for q in (0.25, 0.5, 0.75))
         body.append(
-            f'<text class="label" x="{left - 8}" y="{mid + 4:.1f}" text-anchor="end">{esc(_truncate(group.label, 22))}'
+            f'<text class="label" x="{left - 8}" y="{mid + 4:.1f}" text-anchor="end">{esc(truncate(group.label, 22))}'
             f" (n={len(values)})<title>{esc(group.label)}</title></text>"
         )
         body.append(
@@ -868,7 +830,7 @@ def pareto_chart(groups: Sequence[Group]) -> str:
         on_front = " (front)" if any(p[0] is group for p in front) else ""
         body.append(f'<circle cx="{right + 16}" cy="{ly:.1f}" r="4" fill="{group.color}"/>')
         body.append(
-            f'<text class="value" x="{right + 24}" y="{ly + 4:.1f}">{esc(_truncate(group.label, 22))}{on_front}'
+            f'<text class="value" x="{right + 24}" y="{ly + 4:.1f}">{esc(truncate(group.label, 22))}{on_front}'
             f"<title>{esc(group.label)}</title></text>"
         )
     note = (
