@@ -283,8 +283,16 @@ def run_totals(summaries: list[AgentSummary]) -> dict[str, Any]:
             "total_tokens": sum(s.total_tokens for s in summaries),
             "cost_usd": float(f"{sum(costs):.10g}") if costs else None,
             "duration_ms": round(sum(s.total_duration_ms for s in summaries), 3),
+            # the rubric judge's spend, apart from the agent's (null: no judge was called / no cost known)
+            "judge_tokens": _sum_known(s.judge_tokens for s in summaries),
+            "judge_cost_usd": _sum_known(s.judge_cost_usd for s in summaries),
         },
     }
+
+
+def _sum_known(values: Iterable[Any]) -> Any:
+    known = [v for v in values if v is not None]
+    return (float(f"{sum(known):.10g}") if any(isinstance(v, float) for v in known) else sum(known)) if known else None
 
 
 def environment_shares(summaries: list[AgentSummary]) -> dict[tuple[str, str], float]:

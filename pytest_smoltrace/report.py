@@ -175,6 +175,9 @@ def _write_agent_rows(tr: pytest.TerminalReporter, summaries: list[AgentSummary]
         ]
         if details:
             tr.write_line(f"       tokens: {', '.join(details)}")
+        if s.judge_tokens is not None:  # the rubric judge's spend, never part of the agent's
+            cost = f", ${s.judge_cost_usd:.4f}" if s.judge_cost_usd is not None else ""
+            tr.write_line(f"       rubric judge (apart from the agent's): {s.judge_tokens} tokens{cost}")
 
 
 def write_otlp_line(tr: pytest.TerminalReporter, reports: list[dict[str, Any]]) -> None:

@@ -350,5 +350,10 @@ def test_a_garbage_grade_is_pytests_E(bench: Any, grader_server: ScriptedModelSe
     result.result.assert_outcomes(passed=1, errors=1)
     assert result.row("bad", "tool")["error_type"] == JUDGE_ERROR
     assert result.row("good", "tool")["judge_tokens"] > 0
+    # the judge's spend is apart from the agent's, and the same in results.json, metadata.json and the terminal
+    judged = sum(r["judge_tokens"] or 0 for r in result.rows)
+    assert result.read("metadata.json")["totals"]["judge_tokens"] == judged
+    assert result.read("metadata.json")["totals"]["total_tokens"] == sum(r["total_tokens"] for r in result.rows)
+    assert f"rubric judge (apart from the agent's): {judged} tokens" in result.stdout
     refused = bench(tasks, scripts, run_id="no-judge", subprocess=True)
     assert "needs a judge model to grade the answer: give --smoltrace-judge-model" in refused.stdout
