@@ -30,11 +30,18 @@ OPTIONS = SpanOptions()
 
 @pytest.fixture
 def finished() -> Iterator[tuple[Any, InMemorySpanExporter]]:
+    from opentelemetry import context as otel_context
+
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider.get_tracer("test"), exporter
-    provider.shutdown()
+    # an empty context: these spans are roots whatever an earlier in-process test left current in this thread
+    token = otel_context.attach(otel_context.Context())
+    try:
+        yield provider.get_tracer("test"), exporter
+    finally:
+        otel_context.detach(token)
+        provider.shutdown()
 
 
 def only(exporter: InMemorySpanExporter) -> ReadableSpan:
