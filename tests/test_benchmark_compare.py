@@ -261,16 +261,19 @@ def test_a_bad_models_file_names_the_file_row_and_field(pytester: pytest.Pyteste
 
 
 def test_repeats_publish_to_the_hub_and_a_published_results_dataset_is_a_baseline(bench: Any, fake_hub: Any) -> None:
-    good = bench(
-        tasks(SIX),
-        {f"[q-{t}]": RIGHT for t in SIX},
-        "--smoltrace-repeats",
-        "2",
-        "--smoltrace-output",
-        "hub",
-        run_id="hub-base",
-        subprocess=True,
-    )
+    def twice_each(answer: list[dict[str, str]], *options: str, run_id: str) -> Any:
+        """Run the six tasks two repeats each, every one answered ``answer``."""
+        return bench(
+            tasks(SIX),
+            {f"[q-{t}]": answer for t in SIX},
+            "--smoltrace-repeats",
+            "2",
+            *options,
+            run_id=run_id,
+            subprocess=True,
+        )
+
+    good = twice_each(RIGHT, "--smoltrace-output", "hub", run_id="hub-base")
     assert good.result.ret == pytest.ExitCode.OK, good.stdout
     (results_repo,) = [r for r in fake_hub.repos.ids() if "-results-" in r]
     import datasets
@@ -278,17 +281,7 @@ def test_repeats_publish_to_the_hub_and_a_published_results_dataset_is_a_baselin
     board = datasets.load_dataset("tester/smoltrace-leaderboard", split="train").to_list()
     assert [(r["repeats"], r["pass_hat_k"], r["flaky_task_count"]) for r in board] == [(2, '{"1": 1.0, "2": 1.0}', 0)]
     # the Hub's results dataset as the baseline (USER/NAME): every task now fails both repeats
-    worse = bench(
-        tasks(SIX),
-        {f"[q-{t}]": WRONG for t in SIX},
-        "--smoltrace-repeats",
-        "2",
-        "--smoltrace-baseline",
-        results_repo,
-        "--smoltrace-fail-on-regression",
-        run_id="vs-hub",
-        subprocess=True,
-    )
+    worse = twice_each(WRONG, "--smoltrace-baseline", results_repo, "--smoltrace-fail-on-regression", run_id="vs-hub")
     assert worse.result.ret == 6, worse.stdout
     (row,) = worse.read("comparison.json")
     assert (row["kind"], row["paired_tasks"], row["test"], row["verdict"]) == (

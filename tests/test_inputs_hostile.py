@@ -51,6 +51,16 @@ def _strict_loads(text: str) -> Any:
     return json.loads(text, parse_constant=refuse)
 
 
+def _bad_field(
+    case_id: str, name: str, field: str, raw: str, fragments: tuple[str, ...], *, after_good: bool = False
+) -> tuple[str, str, str, int | None, str | None, tuple[str, ...]]:
+    """A HOSTILE case: ``name`` (``.json`` or ``.jsonl``) whose last row sets ``field`` to the raw JSON text ``raw``,
+    after one good row with ``after_good``; the error is expected at that last row."""
+    rows = (GOOD2, _row_text(**{field: raw})) if after_good else (_row_text(**{field: raw}),)
+    content = _jsonl(*rows) if name.endswith(".jsonl") else _json(*rows)
+    return (case_id, name, content, len(rows), field, fragments)
+
+
 # (case id, file name, content, expected row, expected field, fragments of the rule)
 HOSTILE: list[tuple[str, str, str, int | None, str | None, tuple[str, ...]]] = [
     (
@@ -77,62 +87,48 @@ HOSTILE: list[tuple[str, str, str, int | None, str | None, tuple[str, ...]]] = [
         None,
         ("invalid JSON", "nesting is too deep", "line 3"),
     ),
-    (
+    _bad_field(
         "deep-but-parsable-metadata",
         "tasks.json",
-        _json(GOOD2, _row_text(metadata='{"x": ' + "[" * 150 + "]" * 150 + "}")),
-        2,
         "metadata",
+        '{"x": ' + "[" * 150 + "]" * 150 + "}",
         ("nesting is too deep", f"more than {MAX_NESTING} levels", "at metadata.x[0]"),
+        after_good=True,
     ),
-    (
+    _bad_field(
         "huge-int-json",
         "tasks.json",
-        _json(GOOD2, _row_text(weight=HUGE_INT)),
-        2,
         "weight",
+        HUGE_INT,
         ("integer of 5000 digits", "limit of", "write it as a string"),
+        after_good=True,
     ),
-    (
-        "huge-int-jsonl",
-        "tasks.jsonl",
-        _jsonl(GOOD2, _row_text(expected_answer="-" + HUGE_INT)),
-        2,
-        "expected_answer",
-        ("integer of 5000 digits",),
+    _bad_field(
+        "huge-int-jsonl", "tasks.jsonl", "expected_answer", "-" + HUGE_INT, ("integer of 5000 digits",), after_good=True
     ),
-    (
+    _bad_field(
         "huge-int-nested-in-metadata",
         "tasks.jsonl",
-        _jsonl(_row_text(metadata='{"ids": [1, ' + HUGE_INT + "]}")),
-        1,
         "metadata",
+        '{"ids": [1, ' + HUGE_INT + "]}",
         ("integer of 5000 digits at metadata.ids[1]",),
     ),
-    (
+    _bad_field(
         "nan-in-metadata-json",
         "tasks.json",
-        _json(GOOD2, _row_text(metadata='{"score": NaN}')),
-        2,
         "metadata",
+        '{"score": NaN}',
         ("numbers must be finite", "got NaN at metadata.score", "use null"),
+        after_good=True,
     ),
-    (
+    _bad_field(
         "nan-in-metadata-jsonl",
         "tasks.jsonl",
-        _jsonl(_row_text(metadata='{"score": NaN}')),
-        1,
         "metadata",
+        '{"score": NaN}',
         ("numbers must be finite", "got NaN at metadata.score"),
     ),
-    (
-        "infinity-extra-field-jsonl",
-        "tasks.jsonl",
-        _jsonl(GOOD2, _row_text(weight="Infinity")),
-        2,
-        "weight",
-        ("got Infinity",),
-    ),
+    _bad_field("infinity-extra-field-jsonl", "tasks.jsonl", "weight", "Infinity", ("got Infinity",), after_good=True),
     (
         "minus-infinity-nested-json",
         "tasks.json",
@@ -141,22 +137,14 @@ HOSTILE: list[tuple[str, str, str, int | None, str | None, tuple[str, ...]]] = [
         "metadata",
         ('got -Infinity at metadata["odd key"][1]',),
     ),
-    (
+    _bad_field(
         "overflowing-float-answer",
         "tasks.jsonl",
-        _jsonl(_row_text(expected_answer="1e999")),
-        1,
         "expected_answer",
+        "1e999",
         ("numbers must be finite", "Infinity", "1.8e308"),
     ),
-    (
-        "nan-in-a-list-field",
-        "tasks.json",
-        _json(_row_text(expected_keywords="[NaN]")),
-        1,
-        "expected_keywords",
-        ("got NaN at expected_keywords[0]",),
-    ),
+    _bad_field("nan-in-a-list-field", "tasks.json", "expected_keywords", "[NaN]", ("got NaN at expected_keywords[0]",)),
 ]
 
 

@@ -47,6 +47,13 @@ def _write(path: Path, content: object) -> Path:
     return path
 
 
+def _one_bad_row(
+    case_id: str, field: str, fragments: tuple[str, ...], **fields: Any
+) -> tuple[str, str, object, str, int | None, str | None, tuple[str, ...]]:
+    """A MALFORMED case: ``tasks.json`` holding the one row ``_row(**fields)``, wrong in ``field`` (row 1)."""
+    return (case_id, "tasks.json", [_row(**fields)], "train", 1, field, fragments)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Malformed input: every error names the source, the row number, the field and the rule.
 # ----------------------------------------------------------------------------------------------------------
@@ -55,14 +62,8 @@ def _write(path: Path, content: object) -> Path:
 MALFORMED: list[tuple[str, str, object, str, int | None, str | None, tuple[str, ...]]] = [
     ("missing-id", "tasks.json", [{"prompt": "hi"}], "train", 1, "id", ("is required",)),
     ("empty-prompt", "tasks.json", [_row(), _row(id="t2", prompt="   ")], "train", 2, "prompt", ("non-empty",)),
-    (
-        "bad-agent-type",
-        "tasks.json",
-        [_row(agent_type="robot")],
-        "train",
-        1,
-        "agent_type",
-        ("must be one of tool, code, both", "got 'robot'"),
+    _one_bad_row(
+        "bad-agent-type", "agent_type", ("must be one of tool, code, both", "got 'robot'"), agent_type="robot"
     ),
     (
         "bad-difficulty",
@@ -73,87 +74,34 @@ MALFORMED: list[tuple[str, str, object, str, int | None, str | None, tuple[str, 
         "difficulty",
         ("must be one of easy, medium, hard; got 'extreme'",),
     ),
-    (
-        "tool-calls-zero",
-        "tasks.json",
-        [_row(expected_tool_calls=0)],
-        "train",
-        1,
-        "expected_tool_calls",
-        ("≥ 1", "got 0"),
+    _one_bad_row("tool-calls-zero", "expected_tool_calls", ("≥ 1", "got 0"), expected_tool_calls=0),
+    _one_bad_row(
+        "tool-calls-string", "expected_tool_calls", ("≥ 1", "'2' (a string)", "without quotes"), expected_tool_calls="2"
     ),
-    (
-        "tool-calls-string",
-        "tasks.json",
-        [_row(expected_tool_calls="2")],
-        "train",
-        1,
-        "expected_tool_calls",
-        ("≥ 1", "'2' (a string)", "without quotes"),
-    ),
-    (
-        "tool-calls-bool",
-        "tasks.json",
-        [_row(expected_tool_calls=True)],
-        "train",
-        1,
-        "expected_tool_calls",
-        ("≥ 1", "true (a boolean)"),
-    ),
-    (
+    _one_bad_row("tool-calls-bool", "expected_tool_calls", ("≥ 1", "true (a boolean)"), expected_tool_calls=True),
+    _one_bad_row(
         "tool-calls-float",
-        "tasks.json",
-        [_row(expected_tool_calls=2.0)],
-        "train",
-        1,
         "expected_tool_calls",
         ("got 2.0", "write 2 without the decimal point"),
+        expected_tool_calls=2.0,
     ),
-    (
+    _one_bad_row(
         "keywords-bare-string",
-        "tasks.json",
-        [_row(expected_keywords="Paris")],
-        "train",
-        1,
         "expected_keywords",
         ('must be a list of strings, e.g. ["Paris"]', "'Paris'"),
+        expected_keywords="Paris",
     ),
-    (
+    _one_bad_row(
         "keywords-number-item",
-        "tasks.json",
-        [_row(expected_keywords=["ok", 42])],
-        "train",
-        1,
         "expected_keywords",
         ("item 2 must be a non-empty string", '"42"'),
+        expected_keywords=["ok", 42],
     ),
-    (
-        "keyword-mode",
-        "tasks.json",
-        [_row(keyword_mode="some")],
-        "train",
-        1,
-        "keyword_mode",
-        ("must be one of any, all; got 'some'",),
+    _one_bad_row("keyword-mode", "keyword_mode", ("must be one of any, all; got 'some'",), keyword_mode="some"),
+    _one_bad_row(
+        "answer-list", "expected_answer", ("string or a number", "(a list)", '"a, b, c"'), expected_answer=["a", "b"]
     ),
-    (
-        "answer-list",
-        "tasks.json",
-        [_row(expected_answer=["a", "b"])],
-        "train",
-        1,
-        "expected_answer",
-        ("string or a number", "(a list)", '"a, b, c"'),
-    ),
-    (
-        "answer-bool",
-        "tasks.json",
-        [_row(expected_answer=False)],
-        "train",
-        1,
-        "expected_answer",
-        ("string or a number", "false (a boolean)"),
-    ),
+    _one_bad_row("answer-bool", "expected_answer", ("string or a number", "false (a boolean)"), expected_answer=False),
     (
         "duplicate-ids",
         "tasks.json",
@@ -167,32 +115,16 @@ MALFORMED: list[tuple[str, str, object, str, int | None, str | None, tuple[str, 
     ("id-with-brackets", "tasks.json", [_row(id="a[1]")], "train", 1, "id", ("must not contain '[' or ']'",)),
     ("id-float", "tasks.json", [_row(id=1.5)], "train", 1, "id", ("must be a string", "1.5")),
     ("row-not-object", "tasks.json", [_row(), "just text"], "train", 2, None, ("must be a JSON object", "'just text'")),
-    (
-        "expected-tool-empty-list",
-        "tasks.json",
-        [_row(expected_tool=[])],
-        "train",
-        1,
-        "expected_tool",
-        ("empty list", "use null"),
-    ),
-    (
+    _one_bad_row("expected-tool-empty-list", "expected_tool", ("empty list", "use null"), expected_tool=[]),
+    _one_bad_row(
         "expected-and-forbidden",
-        "tasks.json",
-        [_row(expected_tool=["get_weather", "calculator"], forbidden_tools=["calculator"])],
-        "train",
-        1,
         "forbidden_tools",
         ("'calculator'", "both expected and forbidden"),
+        expected_tool=["get_weather", "calculator"],
+        forbidden_tools=["calculator"],
     ),
-    (
-        "forbidden-bare-string",
-        "tasks.json",
-        [_row(forbidden_tools="calculator")],
-        "train",
-        1,
-        "forbidden_tools",
-        ("must be a list of strings",),
+    _one_bad_row(
+        "forbidden-bare-string", "forbidden_tools", ("must be a list of strings",), forbidden_tools="calculator"
     ),
     (
         "bad-jsonl-line",

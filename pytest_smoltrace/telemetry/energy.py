@@ -151,32 +151,29 @@ def total(figures: Iterable[Figure], *, unit: str, method: str, scope: str = SCO
     return Figure(sum(f.value for f in available if f.value is not None), unit, label, scope, method)
 
 
-def co2_g(energy: Figure, *, grid_intensity_g_per_kwh: float = DEFAULT_GRID_INTENSITY_G_PER_KWH) -> Figure:
-    """CO2 (g CO2e) = energy × grid intensity; always estimated (unavailable without energy)."""
+def _energy_times_rate(energy: Figure, rate: float, unit: str, rate_unit: str, source: str) -> Figure:
+    """``energy`` (Wh) × ``rate`` per kWh, in ``unit``; always estimated (unavailable without energy)."""
     if energy.value is None:
-        return Figure.unavailable("gCO2e", f"no energy figure ({energy.method})", energy.scope)
-    source = GRID_INTENSITY_SOURCE if grid_intensity_g_per_kwh == DEFAULT_GRID_INTENSITY_G_PER_KWH else "user-set"
+        return Figure.unavailable(unit, f"no energy figure ({energy.method})", energy.scope)
     return Figure(
-        energy.value / 1000.0 * grid_intensity_g_per_kwh,
-        "gCO2e",
+        energy.value / 1000.0 * rate,
+        unit,
         "estimated",
         energy.scope,
-        f"{energy.label} energy × {grid_intensity_g_per_kwh:g} gCO2e/kWh ({source})",
+        f"{energy.label} energy × {rate:g} {rate_unit} ({source})",
     )
+
+
+def co2_g(energy: Figure, *, grid_intensity_g_per_kwh: float = DEFAULT_GRID_INTENSITY_G_PER_KWH) -> Figure:
+    """CO2 (g CO2e) = energy × grid intensity; always estimated (unavailable without energy)."""
+    source = GRID_INTENSITY_SOURCE if grid_intensity_g_per_kwh == DEFAULT_GRID_INTENSITY_G_PER_KWH else "user-set"
+    return _energy_times_rate(energy, grid_intensity_g_per_kwh, "gCO2e", "gCO2e/kWh", source)
 
 
 def power_cost_usd(energy: Figure, *, price_usd_per_kwh: float = DEFAULT_ENERGY_PRICE_USD_PER_KWH) -> Figure:
     """Electricity cost (USD) = energy × price per kWh; always estimated (unavailable without energy)."""
-    if energy.value is None:
-        return Figure.unavailable("USD", f"no energy figure ({energy.method})", energy.scope)
     source = ENERGY_PRICE_SOURCE if price_usd_per_kwh == DEFAULT_ENERGY_PRICE_USD_PER_KWH else "user-set"
-    return Figure(
-        energy.value / 1000.0 * price_usd_per_kwh,
-        "USD",
-        "estimated",
-        energy.scope,
-        f"{energy.label} energy × {price_usd_per_kwh:g} USD/kWh ({source})",
-    )
+    return _energy_times_rate(energy, price_usd_per_kwh, "USD", "USD/kWh", source)
 
 
 def remote_inference_energy() -> Figure:

@@ -100,42 +100,33 @@ def _iso(timestamp: float) -> str:
 
 def _series(samples: Sequence[Samples]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+
+    def add(
+        s: Samples, reading: Any, metrics: Sequence[tuple[str, str, str]], gpu_id: int | None, gpu_name: Any
+    ) -> None:
+        for attr, metric, unit in metrics:
+            value = getattr(reading, attr)
+            if value is not None:
+                rows.append(
+                    {
+                        "timestamp": _iso(reading.timestamp),
+                        "timestamp_unix": reading.timestamp,
+                        "metric": metric,
+                        "gpu_id": gpu_id,
+                        "gpu_name": gpu_name,
+                        "value": value,
+                        "unit": unit,
+                        "process": s.process,
+                        "host": s.host,
+                    }
+                )
+
     for s in samples:
         names = {g.index: g.name for g in s.gpus}
         for reading in s.gpu_readings:
-            for attr, metric, unit in _GPU_METRICS:
-                value = getattr(reading, attr)
-                if value is not None:
-                    rows.append(
-                        {
-                            "timestamp": _iso(reading.timestamp),
-                            "timestamp_unix": reading.timestamp,
-                            "metric": metric,
-                            "gpu_id": reading.gpu,
-                            "gpu_name": names.get(reading.gpu),
-                            "value": value,
-                            "unit": unit,
-                            "process": s.process,
-                            "host": s.host,
-                        }
-                    )
+            add(s, reading, _GPU_METRICS, reading.gpu, names.get(reading.gpu))
         for cpu in s.cpu_readings:
-            for attr, metric, unit in _CPU_METRICS:
-                value = getattr(cpu, attr)
-                if value is not None:
-                    rows.append(
-                        {
-                            "timestamp": _iso(cpu.timestamp),
-                            "timestamp_unix": cpu.timestamp,
-                            "metric": metric,
-                            "gpu_id": None,
-                            "gpu_name": None,
-                            "value": value,
-                            "unit": unit,
-                            "process": s.process,
-                            "host": s.host,
-                        }
-                    )
+            add(s, cpu, _CPU_METRICS, None, None)
     rows.sort(key=lambda r: (r["timestamp_unix"], r["metric"], r["gpu_id"] if r["gpu_id"] is not None else -1))
     return rows
 

@@ -33,7 +33,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -787,6 +787,15 @@ class _Handler(BaseHTTPRequestHandler):
 # -- pointing huggingface_hub and datasets at a fake Hub -----------------------------------------------------------
 
 
+def _set_environ(values: Mapping[str, str | None]) -> None:
+    """Set each variable to its value, or unset it where the value is ``None``."""
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @contextlib.contextmanager
 def hub_environment(endpoint: str | FakeHub, *, home: Path, token: str | None = DEFAULT_TOKEN) -> Iterator[None]:
     """Point ``huggingface_hub`` and ``datasets`` (already imported or not) at ``endpoint`` and keep every cache and
@@ -819,11 +828,7 @@ def hub_environment(endpoint: str | FakeHub, *, home: Path, token: str | None = 
         saved_attrs.append((obj, name, getattr(obj, name)))
         setattr(obj, name, value)
 
-    for key, value in env.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    _set_environ(env)
     try:
         from huggingface_hub import constants
 
@@ -859,8 +864,4 @@ def hub_environment(endpoint: str | FakeHub, *, home: Path, token: str | None = 
     finally:
         for obj, name, value in reversed(saved_attrs):
             setattr(obj, name, value)
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _set_environ(saved_env)
