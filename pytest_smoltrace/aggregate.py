@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Iterator
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .gate import Standing
 from .identity import RunIdentity
@@ -26,7 +26,10 @@ from .journal import TRACE_JOURNAL, Journal, read_results
 from .lineup import Contender
 from .models import ModelSpec
 from .records import SCHEMA_VERSION, ItemResult
-from .summary import CANCELLED, AgentSummary, group_attempts, summarize
+from .summary import CANCELLED, AgentSummary, group_attempts, known_cost, known_sum, summarize
+
+if TYPE_CHECKING:
+    from .telemetry.cost import Price
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +266,6 @@ def _hardware() -> dict[str, Any]:
 def run_totals(summaries: list[AgentSummary]) -> dict[str, Any]:
     """The run's counts and spend, the same in metadata.json, the leaderboard rows (summed) and the terminal summary:
     ``counts`` (items, by their verdicts) and ``totals`` (attempts and their spend: Σ over results.json)."""
-    costs = [s.cost_usd for s in summaries if s.cost_usd is not None]
     return {
         "counts": {
             "planned": sum(s.planned for s in summaries),
@@ -281,18 +283,13 @@ def run_totals(summaries: list[AgentSummary]) -> dict[str, Any]:
             "prompt_tokens": sum(s.prompt_tokens for s in summaries),
             "completion_tokens": sum(s.completion_tokens for s in summaries),
             "total_tokens": sum(s.total_tokens for s in summaries),
-            "cost_usd": float(f"{sum(costs):.10g}") if costs else None,
+            "cost_usd": known_cost(s.cost_usd for s in summaries),
             "duration_ms": round(sum(s.total_duration_ms for s in summaries), 3),
             # the rubric judge's spend, apart from the agent's (null: no judge was called / no cost known)
-            "judge_tokens": _sum_known(s.judge_tokens for s in summaries),
-            "judge_cost_usd": _sum_known(s.judge_cost_usd for s in summaries),
+            "judge_tokens": known_sum(s.judge_tokens for s in summaries),
+            "judge_cost_usd": known_cost(s.judge_cost_usd for s in summaries),
         },
     }
-
-
-def _sum_known(values: Iterable[Any]) -> Any:
-    known = [v for v in values if v is not None]
-    return (float(f"{sum(known):.10g}") if any(isinstance(v, float) for v in known) else sum(known)) if known else None
 
 
 def environment_shares(summaries: list[AgentSummary]) -> dict[tuple[str, str], float]:
@@ -385,11 +382,7 @@ def write_outputs(
         "cassette_dir": str(settings.cassettes) if settings.record_mode else None,
         "replayed_attempts": sum(r.record.replayed for r in results),
         "resumed_from_settings": resumed_from_settings,
-        "pricing": {
-            "source": price.source if price else "unknown",
-            "input_usd_per_1m": price.input_per_token * 1e6 if price else None,
-            "output_usd_per_1m": price.output_per_token * 1e6 if price else None,
-        },
+        "pricing": pricing(price),
         "options": settings.public_dict(),
         "run_stop_reason": ctx.run_stop_reason,
         **totals,
@@ -470,6 +463,15 @@ def write_report(run_dir: Path) -> None:
         log.warning("report.html could not be written in %s: %s", run_dir, exc)
 
 
+def pricing(price: Price | None) -> dict[str, Any]:
+    """A price as metadata.json records it (the run's, and each model's)."""
+    return {
+        "source": price.source if price else "unknown",
+        "input_usd_per_1m": price.input_per_token * 1e6 if price else None,
+        "output_usd_per_1m": price.output_per_token * 1e6 if price else None,
+    }
+
+
 def model_entry(identity: RunIdentity, spec: ModelSpec, contender: Contender) -> dict[str, Any]:
     """One model of the run in metadata.json: how it was given and reached, its generation settings (requested,
     applied, ignored and why) and its price."""
@@ -484,11 +486,7 @@ def model_entry(identity: RunIdentity, spec: ModelSpec, contender: Contender) ->
         "provider": spec.provider,
         "api_base": redact_url(spec.api_base) if spec.api_base else None,
         "generation": plan(spec.generation, spec).to_dict(),
-        "pricing": {
-            "source": price.source if price else "unknown",
-            "input_usd_per_1m": price.input_per_token * 1e6 if price else None,
-            "output_usd_per_1m": price.output_per_token * 1e6 if price else None,
-        },
+        "pricing": pricing(price),
     }
 
 

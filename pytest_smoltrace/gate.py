@@ -63,8 +63,7 @@ class Standing:
 
 
 def standing(results: Iterable[ItemResult], baseline: Baseline | None, *, models: int) -> Standing:
-    """Statistics of the run's items, this run against the baseline, and (several models) the models against the
-    first one."""
+    """Statistics of the run's items, this run against the baseline, and (several models) every pair of models."""
     from smoltrace_export.comparison import compare, compare_models
     from smoltrace_export.statistics import outcomes_from_results, statistics
 

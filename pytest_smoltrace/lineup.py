@@ -61,20 +61,6 @@ class Contender:
     #: Where it was given (for error messages): ``--smoltrace-model`` or ``models.yaml row 2``.
     origin: str = "--smoltrace-model"
 
-    def to_dict(self) -> dict[str, Any]:
-        from .settings import redact_url
-
-        return {
-            "model": self.model,
-            "label": self.label,
-            "provider": self.provider,
-            "api_base": redact_url(self.api_base) if self.api_base else None,
-            "hf_inference_provider": self.hf_inference_provider,
-            "generation": self.generation.to_dict(),
-            "price_input": self.price_input,
-            "price_output": self.price_output,
-        }
-
 
 def session_generation(settings: Settings) -> Generation:
     """The generation settings of the options (every model's, unless its file row sets its own)."""

@@ -21,6 +21,8 @@ __all__ = [
     "ItemAttempts",
     "first_attempt_passes",
     "group_attempts",
+    "known_cost",
+    "known_sum",
     "summarize",
 ]
 
@@ -217,9 +219,9 @@ def _summary(model: str, agent_type: str, mine: list[ItemAttempts], planned: int
         completion_tokens=sum(a.record.completion_tokens or 0 for a in every),
         total_duration_ms=sum(a.record.duration_ms for a in every),
         planned=planned if planned is not None else len(mine),
-        cached_input_tokens=_known_sum(a.record.cached_input_tokens for a in every),
-        cache_creation_input_tokens=_known_sum(a.record.cache_creation_input_tokens for a in every),
-        reasoning_tokens=_known_sum(a.record.reasoning_tokens for a in every),
+        cached_input_tokens=known_sum(a.record.cached_input_tokens for a in every),
+        cache_creation_input_tokens=known_sum(a.record.cache_creation_input_tokens for a in every),
+        reasoning_tokens=known_sum(a.record.reasoning_tokens for a in every),
         attempts=len(every),
         cancelled=len(mine) - len(done),
         flaky=sum(g.flaky for g in done),
@@ -229,8 +231,8 @@ def _summary(model: str, agent_type: str, mine: list[ItemAttempts], planned: int
         cancelled_cost_usd=sum(a.record.cost_usd or 0.0 for a in dropped),
         model=model,
         max_repeated_calls=max((r.record.repeated_calls for r in finals), default=0),
-        judge_tokens=_known_sum(a.record.judge_tokens for a in every),
-        judge_cost_usd=_known_cost(a.record.judge_cost_usd for a in every),
+        judge_tokens=known_sum(a.record.judge_tokens for a in every),
+        judge_cost_usd=known_cost(a.record.judge_cost_usd for a in every),
     )
 
 
@@ -248,13 +250,13 @@ def _spend(attempts: Iterable[ItemResult]) -> int:
     return sum((a.record.prompt_tokens or 0) + (a.record.completion_tokens or 0) for a in attempts)
 
 
-def _known_cost(values: Iterable[float | None]) -> float | None:
+def known_cost(values: Iterable[float | None]) -> float | None:
     """Σ of the known costs (10 significant digits, as the agent's); ``None`` when none is known."""
     known = [v for v in values if v is not None]
     return float(f"{sum(known):.10g}") if known else None
 
 
-def _known_sum(values: Iterable[int | None]) -> int | None:
+def known_sum(values: Iterable[int | None]) -> int | None:
     """Σ of the known values; ``None`` when none is known (unknown is not 0)."""
     known = [v for v in values if v is not None]
     return sum(known) if known else None
