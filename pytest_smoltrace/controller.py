@@ -13,6 +13,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Generator, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -59,11 +60,16 @@ class ControllerPlugin:
         self.samples: list[dict[str, Any]] = []
         #: OTLP export reports (``OtlpReport.to_dict()``) of every process that exported.
         self.otlp_reports: list[dict[str, Any]] = []
-        #: Lines for the terminal summary about Hub publishing.
+        #: Lines for the terminal summary: Hub publishing, statistics not written, results filed from the handoff.
         self.publish_lines: list[str] = []
         #: When pytest's run loop (the items) started and ended: the session time minus start-up and output files.
         self.loop_started_at: float | None = None
         self.loop_finished_at: float | None = None
+        #: Under xdist, where each worker also keeps the results it hands over (:mod:`.handoff`); the workers started
+        #: and those whose end this process received.
+        self.handoff_dir: Path | None = None
+        self.workers: list[str] = []
+        self.workers_down: set[str] = set()
 
     def receive(self, report: ProcessReport) -> None:
         """What a process that ran items handed over at its end."""
@@ -111,6 +117,13 @@ class ControllerPlugin:
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         self.identity.to_workerinput(node.workerinput)
+        if self.aggregator.run_dir is not None:
+            from .handoff import WORKER_HANDOFF, session_dir
+
+            if self.handoff_dir is None:
+                self.handoff_dir = session_dir(self.aggregator.run_dir)
+            node.workerinput[WORKER_HANDOFF] = str(self.handoff_dir)
+            self.workers.append(str(node.workerinput.get("workerid", node.gateway.id)))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
@@ -125,7 +138,36 @@ class ControllerPlugin:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """What a worker sent back when it finished."""
+        self.workers_down.add(str(getattr(node, "workerinput", {}).get("workerid", "")))
         self.receive(ProcessReport.from_workeroutput(getattr(node, "workeroutput", None) or {}))
+
+    def take_handoff(self) -> int:
+        """Under xdist, file what the workers handed over that never reached this process (Ctrl-C here stops xdist
+        reading its queue): needed only when some worker's end was not received. The number of results filed."""
+        directory = self.handoff_dir
+        if directory is None:
+            return 0
+        from .handoff import payloads, remove, wait_for
+
+        filed = 0
+        if set(self.workers) - self.workers_down:
+            missing = wait_for(directory, [w for w in self.workers if w not in self.workers_down])
+            if missing:
+                log.warning("smoltrace: workers %s did not finish handing over their results", ", ".join(missing))
+            held = {(r.nodeid, r.record.started_at) for r in self.aggregator.attempts}
+            for data in payloads(directory):
+                result = result_from_payload(None, data)
+                if result is not None and (result.nodeid, result.record.started_at) not in held:
+                    held.add((result.nodeid, result.record.started_at))
+                    self.aggregator.add(result)
+                    filed += 1
+            if filed:
+                self.publish_lines.append(
+                    f"smoltrace: {filed} result(s) the controller had not read when the session stopped were filed "
+                    "from the workers' handoff"
+                )
+        remove(directory)
+        return filed
 
     # -- reports -----------------------------------------------------------------------------------------------------
 
@@ -176,6 +218,7 @@ class ControllerPlugin:
         aggregator = self.aggregator
         if session.config.option.collectonly:
             return
+        self.take_handoff()  # before anything reads the results
         from .gate import gated_exit_status, standing
 
         try:

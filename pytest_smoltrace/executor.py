@@ -21,11 +21,12 @@ import pytest
 from .attempts import settle_report
 from .collect import ITEM_RUNNER_KEY, ORDER_KEY, SmoltraceRunError, TaskItem, collect_into, task_file
 from .identity import RunIdentity
-from .transport import ProcessReport
+from .transport import ProcessReport, payload, report_payload
 
 if TYPE_CHECKING:
     from .budget import Budget
     from .concurrency import RunAhead
+    from .handoff import HandoffWriter
     from .records import ItemResult
     from .runner import RunConfig
     from .telemetry.sampler import Sampler
@@ -71,6 +72,7 @@ class ExecutorPlugin:
         budget: Budget | None,
         deliver: Callable[[ProcessReport], None],
         recorded: Callable[[ItemResult], bool] | None = None,
+        handoff: HandoffWriter | None = None,
     ) -> None:
         self.identity = identity
         self.budget = budget
@@ -82,8 +84,11 @@ class ExecutorPlugin:
         self.run_ahead: RunAhead | None = None
         self.sampler: Sampler | None = None
         self._deliver = deliver
-        #: Whether the controller already holds a result (in a single process; None under xdist).
-        self._recorded = recorded
+        #: Whether the controller already holds a result (in a single process); under xdist, whether the handoff
+        #: keeps it (then the controller files it if its report never arrived).
+        self._recorded = recorded if recorded is not None or handoff is None else handoff.holds
+        #: Under xdist, every result this worker hands over is also kept here until the controller holds it.
+        self._handoff = handoff
 
     # -- running one item ------------------------------------------------------------------------------------------
 
@@ -178,6 +183,10 @@ class ExecutorPlugin:
         if not isinstance(item, TaskItem):
             return report
         settle_report(item, call, report, self.run_ahead)
+        if self._handoff is not None:
+            data = report_payload(report)
+            if data is not None:
+                self._handoff.write(data)
         if call.excinfo is not None and isinstance(call.excinfo.value, SmoltraceRunError):
             report.longrepr = failure_text(call.excinfo.value.result)
         return report
@@ -235,7 +244,7 @@ class ExecutorPlugin:
                 run_ahead.cancel()
         wait_s = self.identity.settings.timeout + 30.0
         entries = run_ahead.drain(wait_s, interrupted=interrupted)
-        # an xdist worker (no ``recorded``) cannot tell whether a result pytest had been handed at Ctrl-C was reported
+        # a result pytest had been handed at Ctrl-C is kept once: where it is recorded (or, in a worker, kept) already
         return unreported_results(entries, stop_reason(session), recorded=self._recorded)
 
     @pytest.hookimpl(tryfirst=True)
@@ -255,6 +264,10 @@ class ExecutorPlugin:
             report = tracing.otlp_report(clear=True)  # read after the final flush
             if report is not None:
                 otlp.append(report.to_dict())
+        if self._handoff is not None:
+            for result in unreported:
+                self._handoff.write(payload(result))
+            self._handoff.done()
         self._deliver(
             ProcessReport(
                 samples=(samples,) if samples is not None else (),

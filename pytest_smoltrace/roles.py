@@ -33,6 +33,7 @@ from .transport import ProcessReport
 
 if TYPE_CHECKING:
     from .budget import Budget
+    from .handoff import HandoffWriter
     from .records import ItemResult
     from .toolbox import Toolbox
 
@@ -172,6 +173,7 @@ def _start_roles(
             budget=budget,
             deliver=controller.receive if controller is not None else _to_workeroutput(config),
             recorded=controller.recorded if controller is not None else None,
+            handoff=_handoff(config),
         )
         install_item_runner(config, active.executor)
         config.pluginmanager.register(active.executor, EXECUTOR_NAME)
@@ -179,6 +181,16 @@ def _start_roles(
         from .resume import ResumeWatch
 
         config.pluginmanager.register(ResumeWatch(identity), "smoltrace-resume-watch")
+
+
+def _handoff(config: pytest.Config) -> HandoffWriter | None:
+    """An xdist worker's handoff file, where the controller asked for one (it writes a run directory)."""
+    from .handoff import WORKER_HANDOFF, HandoffWriter
+
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if not workerinput or not workerinput.get(WORKER_HANDOFF):
+        return None
+    return HandoffWriter(Path(workerinput[WORKER_HANDOFF]), str(workerinput.get("workerid", "worker")))
 
 
 def _budget(identity: RunIdentity) -> Budget | None:
