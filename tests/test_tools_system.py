@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from smoltrace_tools import get_tools
@@ -33,11 +34,12 @@ def tools(tmp_path: Path) -> Any:
 
 def test_ps_lists_this_process_without_command_lines(tools: dict[str, Any]) -> None:
     tools["kill"].context.processes.spawn([*SLEEP, "SMOLTRACE-PS-MARKER"])
-    out = tools["ps"](filter_name="python", sort_by="pid", limit=500, descending=False)
+    name = psutil.Process().name()  # "python…", or "pytest" when run through its console script
+    out = tools["ps"](filter_name=name, sort_by="pid", limit=500, descending=False)
     header, *rows, footer = out.splitlines()
     assert header.split() == ["PID", "CPU%", "MEM%", "STATUS", "USER", "NAME"]
     assert any(int(row.split()[0]) == os.getpid() for row in rows)
-    assert "processes matching 'python'" in footer
+    assert f"processes matching '{name}'" in footer
     assert "SMOLTRACE-PS-MARKER" not in out  # command lines (which may carry secrets) are never shown
 
 
