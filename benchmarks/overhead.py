@@ -1,16 +1,20 @@
 """Harness overhead per model request: plugin items vs the same agents called bare, side by side, 0 ms latency.
 
-Both run in this process against one scripted server (after a warm-up, so imports are not counted): the bare
-loop builds a fresh agent per task exactly like the plugin (same tools, same model object kind) and runs it; the
-plugin runs the same tasks as pytest items (``pytest.main`` in-process, concurrency 1, tracing on as always).
+Both run against one scripted server (after a warm-up, so imports are not counted): the bare loop builds a fresh
+agent per task exactly like the plugin (same tools, same model object kind) and runs it, in a fresh interpreter of
+its own each round — never instrumented: once the plugin has run in a process, OpenInference's patches of the
+smolagents classes stay, and a bare loop there would pay for the spans too; the plugin runs the same tasks as pytest
+items (``pytest.main`` in this process, concurrency 1, tracing on as always, model-call spans included).
 Usage: ``python benchmarks/overhead.py [--tasks 40] [--rounds 3]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,18 +28,36 @@ from _common import machine, scripted_args, session_timings, task_set, write_tas
 from pytest_smoltrace.testing import ScriptedModelServer
 
 
-def bare(server: ScriptedModelServer, tasks: list[dict[str, object]]) -> float:
+def bare(base_url: str, tasks: list[dict[str, object]]) -> float:
     from smolagents import CodeAgent, LiteLLMModel, ToolCallingAgent
 
     from smoltrace_tools import get_tools
 
-    model = LiteLLMModel(model_id="openai/scripted", api_base=server.base_url, api_key="x", retry=False, num_retries=0)
+    model = LiteLLMModel(model_id="openai/scripted", api_base=base_url, api_key="x", retry=False, num_retries=0)
     start = time.perf_counter()
     for agent_cls in (ToolCallingAgent, CodeAgent):
         for task in tasks:
             agent = agent_cls(tools=get_tools(), model=model, max_steps=6, verbosity_level=-1)
             agent.run(str(task["prompt"]), return_full_result=True)
     return time.perf_counter() - start
+
+
+def bare_in_child(base_url: str, tasks_file: Path) -> float:
+    """:func:`bare` in a fresh interpreter (nothing instrumented), after its own warm-up; the loop's seconds."""
+    argv = [sys.executable, __file__, "--bare-child", base_url, str(tasks_file)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"bare run failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _bare_child(base_url: str, tasks_file: str) -> int:
+    tasks = json.loads(Path(tasks_file).read_text(encoding="utf-8"))
+    bare(base_url, tasks[:2])  # warm-up: imports, first connections
+    if "openinference" in sys.modules or "pytest_smoltrace.telemetry.tracing" in sys.modules:
+        raise SystemExit("the bare loop imported the instrumentation")
+    sys.stdout.write(f"{bare(base_url, tasks)}\n")
+    return 0
 
 
 def plugin(server: ScriptedModelServer, workdir: Path, run_id: str) -> tuple[float, float]:
@@ -70,7 +92,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bare-child", nargs=2, metavar=("BASE_URL", "TASKS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bare_child:
+        return _bare_child(*args.bare_child)
     tasks, scripts, requests = task_set(args.tasks)
     print(f"machine: {machine()}")
     print(f"{args.tasks} tasks × 2 agent types, {requests} requests per round, 0 ms latency, {args.rounds} rounds\n")
@@ -79,11 +104,10 @@ def main() -> int:
     loop_s: list[float] = []
     with ScriptedModelServer(scripts) as server, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        write_tasks(workdir, tasks)
-        bare(server, tasks[:2])  # warm-up: imports, first connections
-        plugin(server, workdir, "warmup")
+        tasks_file = write_tasks(workdir, tasks)
+        plugin(server, workdir, "warmup")  # warm-up: imports, first connections
         for n in range(args.rounds):  # interleaved, so machine load hits both alike
-            bare_s.append(bare(server, tasks))
+            bare_s.append(bare_in_child(server.base_url, tasks_file))
             session, loop = plugin(server, workdir, f"round-{n}")
             plugin_s.append(session)
             loop_s.append(loop)

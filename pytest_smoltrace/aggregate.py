@@ -16,17 +16,27 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .gate import Standing
 from .identity import RunIdentity
-from .journal import TRACE_JOURNAL, Journal, read_results
+from .journal import JOURNAL, TRACE_JOURNAL, Journal, read_result_at, read_result_entries, read_results
 from .lineup import Contender
 from .models import ModelSpec
 from .records import SCHEMA_VERSION, ItemResult
-from .summary import CANCELLED, AgentSummary, group_attempts, known_cost, known_sum, summarize
+from .summary import (
+    CANCELLED,
+    AgentSummary,
+    Attempt,
+    AttemptDigest,
+    group_attempts,
+    known_cost,
+    known_sum,
+    summarize,
+)
 
 if TYPE_CHECKING:
     from .telemetry.cost import Price
@@ -41,13 +51,30 @@ COMPARISON_FILE = "comparison.json"
 REPORT_FILE = "report.html"
 
 
+@dataclass(frozen=True, slots=True)
+class _Filed:
+    """One filed attempt: its digest, and where the full result is (its journal line, or held when none)."""
+
+    digest: AttemptDigest
+    #: Byte offset of its line in ``journal.jsonl``; None when it has none (no run directory).
+    offset: int | None
+    #: The full result, held only when there is no journal line to read it back from.
+    result: ItemResult | None
+
+
 class Aggregator:
-    """Holds every attempt of every item; appends each to ``journal.jsonl`` the moment it arrives.
+    """Files every attempt of every item; appends each to ``journal.jsonl`` the moment it arrives.
 
     An attempt is keyed by ``(nodeid, attempt)``: a rerun (pytest-rerunfailures) is a new attempt, a second result for
     the same attempt replaces the first (as "later line wins" in the journal). On a resume the attempts already in the
     journal are kept, and the attempts of this session are numbered after them. Trace documents go to
     ``traces.jsonl`` instead (they are large), and are gathered into ``traces.json`` at the end.
+
+    Memory does not grow with the size of the results (issue 17: 10,000 items): what is held per attempt is its
+    :class:`~smoltrace_export.summary.AttemptDigest` (what the summaries, statistics and leaderboard rows read) and the
+    byte offset of its journal line; the full results are read back from the journal one at a time
+    (:meth:`iter_attempts`) to write results.json. Only without a run directory (``--smoltrace-output none``) are the
+    full results held, there being nowhere else to keep them.
     """
 
     def __init__(
@@ -60,13 +87,16 @@ class Aggregator:
         self.resumed = len(done)
         if resumed is None:
             resumed = bool(previous)
-        loaded = journal_attempts(run_dir) if resumed and run_dir is not None else previous
-        self._attempts: dict[tuple[str, int], ItemResult] = {}
-        for result in loaded:
+        self._attempts: dict[tuple[str, int], _Filed] = {}
+        if resumed and run_dir is not None:
+            loaded: Iterable[tuple[int | None, ItemResult]] = read_result_entries(run_dir)
+        else:
+            loaded = ((None, result) for result in previous)
+        for offset, result in loaded:
             # an attempt that did not finish is run again; its row stays when it recorded spend (a cancelled run),
             # the re-run replaces it when it recorded none (a crashed worker's attempt: its spend died with it)
             if result.nodeid in done or _spent(result):
-                self._attempts[(result.nodeid, result.record.attempt)] = result
+                self._attempts[(result.nodeid, result.record.attempt)] = _filed(result, offset)
         #: Per item: how many attempts earlier sessions hold (this session's attempts are numbered after them).
         self._base: dict[str, int] = {}
         for nodeid, attempt in self._attempts:
@@ -87,7 +117,8 @@ class Aggregator:
 
     def _add(self, result: ItemResult) -> ItemResult:
         attempt = self._base.get(result.nodeid, 0) + max(result.record.attempt, 0)
-        held = self._attempts.get((result.nodeid, attempt))
+        filed = self._attempts.get((result.nodeid, attempt))
+        held = filed.digest if filed is not None else None
         if held is not None and CANCELLED in (held.record.error_type, result.record.error_type):
             # not the same attempt twice: a run one xdist worker started ahead for an item another worker ran
             attempt = max(a for n, a in self._attempts if n == result.nodeid) + 1
@@ -97,10 +128,9 @@ class Aggregator:
             if self._traces is not None:
                 self._traces.append_json({"nodeid": result.nodeid, "attempt": attempt, **result.trace})
             result = dataclasses.replace(result, trace=None)
+        offset = self._journal.append(result) if self._journal is not None else None
         self._attempts.pop((result.nodeid, attempt), None)  # a repeated attempt moves to the end, as in the journal
-        self._attempts[(result.nodeid, attempt)] = result
-        if self._journal is not None:
-            self._journal.append(result)
+        self._attempts[(result.nodeid, attempt)] = _filed(result, offset)
         return result
 
     def next_attempt(self, nodeid: str) -> int:
@@ -115,23 +145,54 @@ class Aggregator:
             self._order = {nodeid: n for n, nodeid in enumerate(nodeids)}
 
     @property
-    def attempts(self) -> list[ItemResult]:
-        """Every attempt, items in collection order (then as they came), each item's attempts in attempt order."""
+    def order(self) -> list[str]:
+        """The collection order of the node ids, as :meth:`set_order` got it (empty before)."""
+        return list(self._order)
+
+    def _ordered(self) -> list[_Filed]:
+        """Every filed attempt, items in collection order (then as they came), each item's attempts in order."""
         arrival: dict[str, int] = {}
         for nodeid, _ in self._attempts:
             arrival.setdefault(nodeid, len(arrival))
         unknown = len(self._order)
 
-        def key(entry: tuple[tuple[str, int], ItemResult]) -> tuple[int, int, int]:
+        def key(entry: tuple[tuple[str, int], _Filed]) -> tuple[int, int, int]:
             (nodeid, attempt), _ = entry
             return (self._order.get(nodeid, unknown), arrival[nodeid], attempt)
 
-        return [result for _, result in sorted(self._attempts.items(), key=key)]
+        return [filed for _, filed in sorted(self._attempts.items(), key=key)]
 
     @property
-    def results(self) -> dict[str, ItemResult]:
-        """Each item's verdict attempt (its last), by node id, in the order of :attr:`attempts`."""
-        return {g.nodeid: g.final for g in group_attempts(self.attempts)}
+    def digests(self) -> list[AttemptDigest]:
+        """Every attempt's digest, in the order of :attr:`attempts` (what summaries and statistics are made of)."""
+        return [filed.digest for filed in self._ordered()]
+
+    def iter_attempts(self) -> Iterator[ItemResult]:
+        """Every attempt in full, in the order of :attr:`attempts`, read back from the journal one at a time."""
+        ordered = self._ordered()
+        if self.run_dir is None or all(filed.offset is None for filed in ordered):
+            for filed in ordered:
+                assert filed.result is not None
+                yield filed.result
+            return
+        with open(self.run_dir / JOURNAL, "rb") as handle:
+            for filed in ordered:
+                if filed.offset is None:
+                    assert filed.result is not None
+                    yield filed.result
+                else:
+                    yield read_result_at(handle, filed.offset)
+
+    @property
+    def attempts(self) -> list[ItemResult]:
+        """Every attempt in full, items in collection order (then as they came), each item's attempts in attempt
+        order. Read back from the journal: for a large run prefer :attr:`digests` or :meth:`iter_attempts`."""
+        return list(self.iter_attempts())
+
+    @property
+    def results(self) -> dict[str, Attempt]:
+        """Each item's verdict attempt (its last) as its digest, by node id, in the order of :attr:`attempts`."""
+        return {g.nodeid: g.final for g in group_attempts(self.digests)}
 
     def trace_lines(self) -> Iterator[str]:
         """The JSON text of the latest trace document of each attempt that has a result, in result order.
@@ -153,7 +214,7 @@ class Aggregator:
                 for key in _trace_keys(line):
                     latest[key] = offset
                 offset += len(line)
-            for result in self.attempts:
+            for result in self.digests:
                 record = result.record
                 found = latest.get(("trace", record.trace_id)) if record.trace_id else None
                 if found is None:
@@ -168,7 +229,7 @@ class Aggregator:
                 journal.close()
 
     def summaries(self, planned: dict[tuple[str, str], int]) -> list[AgentSummary]:
-        return summarize(self.attempts, planned)
+        return summarize(self.digests, planned)
 
 
 @contextlib.contextmanager
@@ -192,6 +253,10 @@ def _sigint_held() -> Iterator[None]:
                 previous(signal.SIGINT, None)  # pytest's: default_int_handler raises KeyboardInterrupt
             elif previous == signal.SIG_DFL:
                 signal.raise_signal(signal.SIGINT)
+
+
+def _filed(result: ItemResult, offset: int | None) -> _Filed:
+    return _Filed(AttemptDigest.of(result), offset, result if offset is None else None)
 
 
 def _spent(result: ItemResult) -> bool:
@@ -315,15 +380,16 @@ def write_outputs(
     interrupted: bool,
     stop_reason: str | None = None,
     standing: Standing | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write the files of the run directory (results, traces, metrics, leaderboard, metadata; statistics and, when
-    there are any, comparisons).
+    there are any, comparisons). ``extra``: more metadata.json fields (``smoltrace-merge``'s ``merged_from``).
 
     ``planned``: items planned per (model name, agent type); ``samples``: every process's samples; ``loop_s``: how
     long pytest's run loop took; ``stop_reason``: why pytest stopped early (``-x``'s "stopping after 1 failures",
     Ctrl-C), when it did; ``standing``: the statistics and comparisons (:mod:`.gate`)."""
     from smoltrace_export.json_sink import write_run_outputs
-    from smoltrace_export.rows import RunContext, environment_from_metrics, leaderboard_row, result_rows
+    from smoltrace_export.rows import RunContext, environment_from_metrics, leaderboard_row
 
     from .telemetry.metrics import build_metrics_document
 
@@ -331,7 +397,7 @@ def write_outputs(
     settings = identity.settings
     started_at = identity.started_at
     finished_at = time.time()
-    results = aggregator.attempts  # collection order, each item's attempts in order
+    results = aggregator.digests  # collection order, each item's attempts in order (results.json: read back)
     summaries = aggregator.summaries(planned)
     totals = run_totals(summaries)
     planned_total = totals["counts"]["planned"]
@@ -409,6 +475,9 @@ def write_outputs(
             },
         },
         "hardware": _hardware(),
+        # --smoltrace-shard: which shard, and the collection order of the whole run (smoltrace-merge restores it)
+        "shard": {**settings.shard.to_dict(), "collection_order": aggregator.order} if settings.shard else None,
+        **(extra or {}),
     }
     shares = environment_shares(summaries) if summaries else {}
     by_name = {spec.reported_name: spec for spec in identity.specs}
@@ -424,7 +493,7 @@ def write_outputs(
 
     write_run_outputs(
         run_dir,
-        results=result_rows(results),
+        results=result_rows(aggregator),
         leaderboard=[
             leaderboard_row(
                 s,
@@ -450,6 +519,19 @@ def write_outputs(
             write_comparison(run_dir / COMPARISON_FILE, standing.comparisons)
     write_report(run_dir)
     return run_dir
+
+
+def result_rows(aggregator: Aggregator) -> Iterator[dict[str, Any]]:
+    """The results.json rows of every attempt, in order, made one at a time from the results read back from the
+    journal (the same rows as :func:`smoltrace_export.rows.result_rows` of the results held in memory)."""
+    from smoltrace_export.rows import result_row
+
+    items = group_attempts(aggregator.digests)
+    firsts = {(g.nodeid, g.first.record.attempt) for g in items if not g.cancelled}
+    finals = {(g.nodeid, g.final.record.attempt) for g in items}
+    for result in aggregator.iter_attempts():
+        key = (result.nodeid, result.record.attempt)
+        yield result_row(result, first=key in firsts, final=key in finals)
 
 
 def write_report(run_dir: Path) -> None:

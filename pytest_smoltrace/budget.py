@@ -1,29 +1,31 @@
-"""``--smoltrace-max-cost``: one spending total for the whole run, shared by every thread and xdist worker.
+"""``--smoltrace-max-cost``: one spending total for the whole run, shared by every thread, xdist worker and host.
 
-The total lives in a file shared by every process (:mod:`.shared`, like the rate limiter). Each finished item adds its
-cost; no new item starts once the total reaches the limit (runs already in flight finish and are reported).
+The total lives in the run's limits store (:mod:`.limits`: this machine's temporary directory by default, or the
+store ``--smoltrace-limits-url`` names, shared by several machines). Each finished item adds its cost atomically; no
+new item starts once the total reaches the limit (runs already in flight finish and are reported, so the total may
+pass the limit by the cost of the runs in flight when it was reached: at most one item per run in flight).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from .shared import update_shared
+from .limits import COST, LimitsStore
 
 
 class Budget:
-    def __init__(self, limit_usd: float, path: Path) -> None:
+    def __init__(self, limit_usd: float, store: LimitsStore) -> None:
         self.limit_usd = limit_usd
-        self.path = path
+        self.store = store
 
-    def reset(self, spent_usd: float = 0.0) -> None:
-        update_shared(self.path, lambda _: spent_usd)
+    def start(self, spent_usd: float = 0.0) -> float:
+        """Start the run's total at ``spent_usd`` (a shared store keeps the total another session of the run started);
+        returns the total in force."""
+        return self.store.start(COST, spent_usd)
 
     def spent(self) -> float:
-        return update_shared(self.path, lambda _: None)[1]
+        return self.store.total(COST)
 
     def add(self, cost_usd: float | None) -> float:
-        return update_shared(self.path, lambda total: total + cost_usd if cost_usd else None)[1]
+        return self.store.add(COST, cost_usd or 0.0)
 
     def exhausted(self) -> bool:
         return self.spent() >= self.limit_usd

@@ -22,9 +22,12 @@ import textwrap
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .options import OPTIONS, OPTIONS_BY_NAME, OptionSpec
+
+if TYPE_CHECKING:
+    from .hf_job import HfJob
 
 __all__ = ["NOTES", "OWN_FLAGS", "UNSUPPORTED", "CliError", "Invocation", "main", "mapping_rows", "parse", "translate"]
 
@@ -90,7 +93,43 @@ OWN_FLAGS: tuple[OwnFlag, ...] = (
         "print the equivalent pytest command line and exit",
         smoltrace=False,
     ),
+    OwnFlag(
+        "--print-hf-job",
+        None,
+        "(prints the Hugging Face Job)",
+        "print the `hf jobs run` command and the equivalent huggingface_hub.run_job(...) call that run this benchmark "
+        "on Hugging Face Jobs, and exit (nothing is submitted; secrets by name only: docs/hf-jobs.md)",
+        smoltrace=False,
+    ),
+    OwnFlag(
+        "--hf-job-image", "IMAGE", "(with --print-hf-job)", "the job's container image (default: python:3.12)", False
+    ),
+    OwnFlag(
+        "--hf-job-flavor",
+        "FLAVOR",
+        "(with --print-hf-job)",
+        "the job's hardware, e.g. cpu-upgrade, a10g-small (`hf jobs hardware` lists them; default: HF's cpu-basic)",
+        False,
+    ),
+    OwnFlag("--hf-job-timeout", "DURATION", "(with --print-hf-job)", "the job's time limit, e.g. 90m or 2h", False),
+    OwnFlag(
+        "--hf-job-secret",
+        "NAME",
+        "(with --print-hf-job)",
+        "one more environment variable passed to the job as a secret, by name (repeatable; HF_TOKEN and the model "
+        "provider's API key are passed already)",
+        False,
+    ),
+    OwnFlag(
+        "--hf-job-install",
+        "SPEC",
+        "(with --print-hf-job)",
+        "what the job pip-installs (default: this pytest-smoltrace version with the extras the benchmark needs)",
+        False,
+    ),
 )
+#: The flags that only shape ``--print-hf-job``'s output.
+HF_JOB_FLAGS = ("--hf-job-image", "--hf-job-flavor", "--hf-job-timeout", "--hf-job-secret", "--hf-job-install")
 OWN_BY_FLAG = {own.flag: own for own in OWN_FLAGS}
 
 _LABELS = "leaderboard labels have no option yet (their leaderboard columns stay null)"
@@ -272,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
             )
         elif entry.flag == "--parallel-workers":
             own.add_argument(entry.flag, type=_positive_int, metavar=entry.metavar, dest=dest, help=help_text)
+        elif entry.flag == "--hf-job-secret":
+            own.add_argument(entry.flag, action="append", metavar=entry.metavar, dest=dest, help=help_text)
         elif entry.metavar:
             own.add_argument(entry.flag, metavar=entry.metavar, dest=dest, help=help_text)
         else:
@@ -297,6 +338,8 @@ class Invocation:
     hf_token_file: Path | None = None
     debug: bool = False
     dry_run: bool = False
+    #: ``--print-hf-job``: the Hugging Face Job to print instead of running (:mod:`.hf_job`).
+    hf_job: HfJob | None = None
 
     def token(self) -> str | None:
         """The Hugging Face token to put into ``HF_TOKEN`` for the run, if one was given (file read now)."""
@@ -367,7 +410,31 @@ def parse(argv: Sequence[str]) -> Invocation:
         hf_token_file=Path(ns.own_hf_token_file) if ns.own_hf_token_file is not None else None,
         debug=ns.own_debug,
         dry_run=ns.own_dry_run,
+        hf_job=_hf_job(ns, (*args, *passthrough)),
     )
+
+
+def _hf_job(ns: argparse.Namespace, pytest_args: Sequence[str]) -> HfJob | None:
+    """``--print-hf-job`` (the ``--hf-job-*`` flags shape it and mean nothing without it)."""
+    if not ns.own_print_hf_job:
+        given = [flag for flag in HF_JOB_FLAGS if getattr(ns, "own_" + flag.lstrip("-").replace("-", "_")) is not None]
+        if given:
+            raise CliError(f"{given[0]} goes with --print-hf-job")
+        return None
+    from .hf_job import HfJobError, render
+
+    try:
+        return render(
+            pytest_args,
+            values={spec.name: getattr(ns, spec.dest, None) for spec in OPTIONS},
+            image=ns.own_hf_job_image,
+            flavor=ns.own_hf_job_flavor,
+            timeout=ns.own_hf_job_timeout,
+            extra_secrets=ns.own_hf_job_secret or (),
+            install=ns.own_hf_job_install,
+        )
+    except HfJobError as exc:
+        raise CliError(str(exc)) from None
 
 
 def translate(argv: Sequence[str]) -> list[str]:
@@ -490,6 +557,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE_ERROR
     if invocation.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    if invocation.hf_job is not None:
+        sys.stdout.write(invocation.hf_job.text())
+        return 0
     if invocation.dry_run:
         sys.stdout.write(shlex.join(["pytest", *invocation.pytest_args, "-m", "smoltrace"]) + "\n")
         return 0

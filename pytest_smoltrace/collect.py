@@ -36,6 +36,7 @@ from .tasks import (
 
 if TYPE_CHECKING:
     from .models import ModelSpec
+    from .shard import Shard
 
 FIXED_MARKERS = {
     "smoltrace": "a pytest-smoltrace benchmark item",
@@ -342,6 +343,25 @@ def parse_nodeid(nodeid: str, labels: Iterable[str] = ()) -> NodeRef | None:
     if len(head) >= 2 and head[-1] in set(labels):
         label = head.pop()
     return NodeRef("::".join(head).removeprefix("smoltrace/"), agent_type, name, repeat, label)
+
+
+def drop_other_shards(
+    config: pytest.Config, items: list[pytest.Item], shard: Shard | None, labels: Iterable[str] = ()
+) -> None:
+    """``--smoltrace-shard``: deselect the benchmark items of the other shards (through ``pytest_deselected``), whole
+    tasks — ``(source, task id)`` — at a time (:mod:`.shard`)."""
+    if shard is None:
+        return
+    from .shard import split
+
+    labels = tuple(labels)
+    tasks = [item for item in items if isinstance(item, TaskItem)]
+    refs = [parse_nodeid(item.nodeid, labels) for item in tasks]
+    _, drop = split([(ref.source, ref.task_id) if ref is not None else None for ref in refs], shard)
+    if drop:
+        gone = {id(tasks[p]) for p in drop}
+        config.hook.pytest_deselected(items=[tasks[p] for p in drop])
+        items[:] = [item for item in items if id(item) not in gone]
 
 
 def is_task_file(file_path: Path) -> bool:

@@ -23,7 +23,7 @@ from .collect import TaskItem, parse_nodeid
 from .gate import Baseline, Standing
 from .identity import RunIdentity
 from .report import PROGRESS_SHOWN, Progress
-from .transport import ProcessReport, attach_result, report_payload, result_from_payload
+from .transport import ProcessReport, attach_result, release_payload, report_payload, result_from_payload
 
 if TYPE_CHECKING:
     from .aggregate import Aggregator
@@ -83,7 +83,7 @@ class ControllerPlugin:
         """Whether this run's result is recorded already (a run is its node id and its own start time)."""
         return any(
             r.nodeid == result.nodeid and r.record.started_at == result.record.started_at
-            for r in self.aggregator.attempts
+            for r in self.aggregator.digests
         )
 
     def set_planned(self, groups: Iterable[tuple[str, str]]) -> None:
@@ -154,7 +154,7 @@ class ControllerPlugin:
             missing = wait_for(directory, [w for w in self.workers if w not in self.workers_down])
             if missing:
                 log.warning("smoltrace: workers %s did not finish handing over their results", ", ".join(missing))
-            held = {(r.nodeid, r.record.started_at) for r in self.aggregator.attempts}
+            held = {(r.nodeid, r.record.started_at) for r in self.aggregator.digests}
             for data in payloads(directory):
                 result = result_from_payload(None, data)
                 if result is not None and (result.nodeid, result.record.started_at) not in held:
@@ -198,10 +198,11 @@ class ControllerPlugin:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = report_payload(report)
-        if data:
+        if data and not data.get("released"):
             result = result_from_payload(report.nodeid, data)
             if result is not None:
                 self.aggregator.add(result)
+            release_payload(report)  # filed: the report keeps only what its status line reads
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, Any, Any]:
@@ -222,7 +223,7 @@ class ControllerPlugin:
         from .gate import gated_exit_status, standing
 
         try:
-            self.standing = standing(aggregator.attempts, self.baseline, models=len(self.identity.specs))
+            self.standing = standing(aggregator.digests, self.baseline, models=len(self.identity.specs))
         except Exception as exc:  # statistics must never cost the run its outputs
             log.error("smoltrace: the statistics could not be computed (%s); the other outputs are written", exc)
             log.debug("statistics failed", exc_info=True)
@@ -263,7 +264,7 @@ class ControllerPlugin:
         from .report import write_otlp_line, write_summary
         from .summary import summarize
 
-        summaries = summarize(self.aggregator.attempts, self.planned)
+        summaries = summarize(self.aggregator.digests, self.planned)
         statistics: Sequence[tuple[str, bool]] = ()
         if self.standing is not None:
             from .gate import summary_lines

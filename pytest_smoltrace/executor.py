@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .attempts import settle_report
-from .collect import ITEM_RUNNER_KEY, ORDER_KEY, SmoltraceRunError, TaskItem, collect_into, task_file
+from .collect import (
+    ITEM_RUNNER_KEY,
+    ORDER_KEY,
+    SmoltraceRunError,
+    TaskItem,
+    collect_into,
+    drop_other_shards,
+    task_file,
+)
 from .identity import RunIdentity
 from .transport import ProcessReport, payload, report_payload
 
@@ -155,6 +163,8 @@ class ExecutorPlugin:
         from .resume import drop_finished
 
         collect_into(session, items, self.identity)
+        # the split is made over every collected item, before anything else is deselected, so every shard agrees
+        drop_other_shards(config, items, self.identity.settings.shard, self.identity.labels)
         drop_finished(config, items, self.identity.done)
 
     # -- the run loop ------------------------------------------------------------------------------------------------

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .records import REGRESSION_EXIT_STATUS, ItemResult
+from .records import REGRESSION_EXIT_STATUS
 from .settings import Settings
 
 if TYPE_CHECKING:
     from smoltrace_export.comparison import ComparisonRow
     from smoltrace_export.statistics import Outcome, StatisticsRow
+    from smoltrace_export.summary import Attempt
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class Standing:
         return any(row.kind == "baseline" and row.verdict == "regressed" for row in self.comparisons)
 
 
-def standing(results: Iterable[ItemResult], baseline: Baseline | None, *, models: int) -> Standing:
+def standing(results: Iterable[Attempt], baseline: Baseline | None, *, models: int) -> Standing:
     """Statistics of the run's items, this run against the baseline, and (several models) every pair of models."""
     from smoltrace_export.comparison import compare, compare_models
     from smoltrace_export.statistics import outcomes_from_results, statistics

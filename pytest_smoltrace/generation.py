@@ -8,9 +8,12 @@ reasoning effort, thinking), from the options or per model from the models file.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 if TYPE_CHECKING:
     from .models import ModelSpec
@@ -248,18 +251,96 @@ def _plan_transformers(generation: Generation, effective: Generation, spec: Mode
 
 
 def _plan_litellm(generation: Generation, effective: Generation, spec: ModelSpec) -> GenerationPlan:
-    return _litellm_draft(generation, effective, spec.model_id, spec.api_base, local=False)
+    return _litellm_draft(generation, effective, spec.model_id, spec.api_base)
 
 
 def _plan_local(generation: Generation, effective: Generation, spec: ModelSpec) -> GenerationPlan:
-    """The embedded llama-cpp-python server, reached through litellm's ``openai/`` route."""
-    from .localmodel import litellm_model_id
+    """The embedded llama-cpp-python server, reached through the openai SDK (the ``openai`` path)."""
+    draft = _Draft("embedded llama-cpp-python server (openai SDK)", generation, effective)
+    settings = draft.settings()
+    for name in ("max_tokens", "temperature", "top_p", "seed"):
+        if name in settings:
+            draft.send(name, name, settings[name])
+    if "top_k" in settings:
+        draft.send("top_k", "extra_body.top_k", settings["top_k"])
+    draft.ignore("reasoning_effort", "the embedded llama-cpp-python server has no reasoning_effort")
+    draft.ignore(
+        "enable_thinking",
+        "the embedded server renders prompts with its fixed chatml chat format, which has no thinking switch",
+    )
+    return draft.done()
 
-    return _litellm_draft(generation, effective, litellm_model_id(spec.model_id), spec.api_base, local=True)
+
+def openai_model_name(model_id: str) -> str:
+    """The model name the ``openai`` provider sends: the id without litellm's ``openai/`` routing prefix, so one id
+    means the same model under both providers (``openai/gpt-4o-mini`` → ``gpt-4o-mini``; a served model whose own
+    name starts with ``openai/`` is written ``openai/openai/gpt-oss-20b``, as litellm wants it). Any other id is sent
+    as it is (``meta-llama/Llama-3.1-8B-Instruct`` to a vLLM server)."""
+    return model_id.removeprefix("openai/") or model_id
+
+
+#: OpenAI's reasoning models (by name): they take ``max_completion_tokens``, no ``top_p``, no temperature but 1.
+_OPENAI_REASONING = re.compile(r"^(o\d|gpt-5)")
+
+
+def native_openai(api_base: str | None) -> bool:
+    """The ``openai`` provider talks to OpenAI itself (no base URL, or one on ``api.openai.com``)."""
+    if not api_base:
+        return not os.environ.get("OPENAI_BASE_URL")
+    return (urlparse(api_base).hostname or "") == "api.openai.com"
+
+
+def _plan_openai(generation: Generation, effective: Generation, spec: ModelSpec) -> GenerationPlan:
+    """The openai SDK's ``chat.completions.create`` (smolagents' ``OpenAIServerModel``): OpenAI's own parameters at
+    the top level, the others in ``extra_body`` (which the SDK merges into the body) for an OpenAI-compatible server.
+
+    Against OpenAI itself the rules litellm applies to the same models are kept, by name (no litellm import): the
+    reasoning models (o-series, gpt-5) take ``max_completion_tokens``, no ``top_p`` and no temperature but 1, the
+    others no ``reasoning_effort``; OpenAI has no ``top_k`` and no thinking switch."""
+    name = openai_model_name(spec.model_id)
+    if not native_openai(spec.api_base):
+        draft = _Draft(f"OpenAI-compatible endpoint (openai SDK, model {name})", generation, effective)
+        settings = draft.settings()
+        for setting in ("reasoning_effort", "max_tokens", "temperature", "top_p", "seed"):
+            if setting in settings:
+                draft.send(setting, setting, settings[setting])
+        if "top_k" in settings:
+            # not an OpenAI parameter; vLLM, llama.cpp's and llama-cpp-python's servers read it from the body
+            draft.send("top_k", "extra_body.top_k", settings["top_k"])
+        if "enable_thinking" in settings:
+            draft.send(
+                "enable_thinking", "extra_body.chat_template_kwargs.enable_thinking", settings["enable_thinking"]
+            )
+        return draft.done()
+    draft = _Draft(f"OpenAI (openai SDK, model {name})", generation, effective)
+    settings = draft.settings()
+    reasoning = bool(_OPENAI_REASONING.match(name))
+    if "reasoning_effort" in settings:
+        if reasoning:
+            draft.send("reasoning_effort", "reasoning_effort", settings["reasoning_effort"])
+        else:
+            draft.ignore("reasoning_effort", f"{name} is not a reasoning model and takes no reasoning_effort")
+    if "max_tokens" in settings:
+        draft.send("max_tokens", "max_completion_tokens" if reasoning else "max_tokens", settings["max_tokens"])
+    if "temperature" in settings:
+        if reasoning and settings["temperature"] != 1:
+            draft.ignore("temperature", f"{name} takes no temperature other than 1 (a reasoning model)")
+        else:
+            draft.send("temperature", "temperature", settings["temperature"])
+    if "top_p" in settings:
+        if reasoning:
+            draft.ignore("top_p", f"{name} takes no top_p (a reasoning model)")
+        else:
+            draft.send("top_p", "top_p", settings["top_p"])
+    if "seed" in settings:
+        draft.send("seed", "seed", settings["seed"])
+    draft.ignore("top_k", "native OpenAI has no top_k")
+    draft.ignore("enable_thinking", "native OpenAI has no thinking switch (use reasoning_effort)")
+    return draft.done()
 
 
 def _litellm_draft(
-    generation: Generation, effective: Generation, model_id: str, api_base: str | None, *, local: bool
+    generation: Generation, effective: Generation, model_id: str, api_base: str | None
 ) -> GenerationPlan:
     from .litellm_client import prepare_litellm
 
@@ -274,14 +355,9 @@ def _litellm_draft(
         draft = _Draft(f"Ollama (litellm {route}/)", generation, effective)
         _place_ollama(draft)
         return draft.done()
-    compatible = local or route in _OPENAI_COMPATIBLE_ROUTES or (api_base is not None and route in ("openai", None))
+    compatible = route in _OPENAI_COMPATIBLE_ROUTES or (api_base is not None and route in ("openai", None))
     where = f"{route}/{name}" if route else name
-    if local:
-        label = "embedded llama-cpp-python server (litellm openai/)"
-    elif compatible:
-        label = f"OpenAI-compatible endpoint (litellm {where})"
-    else:
-        label = f"litellm {where}"
+    label = f"OpenAI-compatible endpoint (litellm {where})" if compatible else f"litellm {where}"
     draft = _Draft(label, generation, effective)
     settings = draft.settings()
     supported: list[str] | None = None
@@ -293,9 +369,6 @@ def _litellm_draft(
         if setting not in settings:
             continue
         value = settings[setting]
-        if local and setting == "reasoning_effort":
-            draft.ignore(setting, "the embedded llama-cpp-python server has no reasoning_effort")
-            continue
         key = setting
         if setting == "max_tokens":
             mapped = _litellm_optional_params(name, route, {**accepted, "max_tokens": value})
@@ -319,12 +392,7 @@ def _litellm_draft(
         else:
             draft.send("top_k", "top_k", settings["top_k"])  # litellm passes it on as a provider-specific parameter
     if "enable_thinking" in settings:
-        if local:
-            draft.ignore(
-                "enable_thinking",
-                "the embedded server renders prompts with its fixed chatml chat format, which has no thinking switch",
-            )
-        elif compatible:
+        if compatible:
             draft.send(
                 "enable_thinking", "extra_body.chat_template_kwargs.enable_thinking", settings["enable_thinking"]
             )
@@ -375,4 +443,5 @@ _PLANNERS: dict[str, Callable[[Generation, Generation, ModelSpec], GenerationPla
     "inference": _plan_inference,
     "transformers": _plan_transformers,
     "local": _plan_local,
+    "openai": _plan_openai,
 }

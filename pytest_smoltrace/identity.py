@@ -8,7 +8,6 @@ controller plugin (:mod:`.controller`) or the executor plugin (:mod:`.executor`)
 
 from __future__ import annotations
 
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .limits import LimitsLocation
 from .lineup import Contender
 from .models import ModelSpec
 from .settings import Settings
@@ -61,7 +61,7 @@ def model_spec(settings: Settings, run_id: str, contender: Contender, endpoint: 
         settings.timeout,
         retries=settings.retries,
         max_rpm=settings.max_rpm,
-        rate_file=str(Path(tempfile.gettempdir()) / f"smoltrace-{run_id}.rate"),
+        limits=LimitsLocation(settings.limits_url, run_id),
         inference_provider=contender.hf_inference_provider,
         generation=contender.generation,
         name=contender.label,

@@ -37,19 +37,28 @@ class Journal:
 
     def __init__(self, run_dir: Path, name: str = JOURNAL) -> None:
         self.path = run_dir / name
-        self._handle: IO[str] | None = None
+        self._handle: IO[bytes] | None = None
+        #: Where the next line starts (bytes from the start of the file).
+        self._offset = 0
 
-    def append(self, result: ItemResult) -> None:
-        self.append_json(result.to_dict())
+    def append(self, result: ItemResult) -> int:
+        """Append one result; returns the byte offset its line starts at (:func:`read_result_at` reads it back)."""
+        return self.append_json(result.to_dict())
 
-    def append_json(self, data: dict[str, Any]) -> None:
-        line = dumps_line(data, self.path)  # before opening: a value that cannot be written leaves the file as it is
+    def append_json(self, data: dict[str, Any]) -> int:
+        """Append one JSON object as a line; returns the byte offset the line starts at."""
+        # encoded before opening: a value that cannot be written leaves the file as it is
+        line = dumps_line(data, self.path).encode("utf-8")
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             repair_torn_tail(self.path)
-            self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the whole run
+            self._handle = open(self.path, "ab")  # noqa: SIM115 - kept open for the whole run
+            self._offset = self._handle.seek(0, os.SEEK_END)
+        offset = self._offset
         self._handle.write(line)
         self._handle.flush()
+        self._offset += len(line)
+        return offset
 
     def close(self) -> None:
         if self._handle is not None:
@@ -195,11 +204,39 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 def read_results(run_dir: Path) -> Iterator[ItemResult]:
     """Every result line of ``run_dir/journal.jsonl`` in journal order (a line that is not a result is skipped with
     a warning, as a line cut short is by :func:`read_jsonl`)."""
-    for data in read_jsonl(run_dir / JOURNAL):
-        try:
-            yield ItemResult.from_dict(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            log.warning("%s: a journal line is not a result (%s); ignored", run_dir / JOURNAL, exc)
+    for _, result in read_result_entries(run_dir):
+        yield result
+
+
+def read_result_entries(run_dir: Path) -> Iterator[tuple[int, ItemResult]]:
+    """:func:`read_results` with the byte offset each line starts at (for :func:`read_result_at`)."""
+    path = run_dir / JOURNAL
+    if not path.exists():
+        return
+    with open(path, "rb") as handle:
+        offset = 0
+        for number, raw in enumerate(handle, 1):
+            start, offset = offset, offset + len(raw)
+            if not raw.strip():
+                continue
+            # errors="replace": a line torn inside a multi-byte character must not stop the reading of the others
+            try:
+                data = json.loads(raw.decode("utf-8", errors="replace"))
+            except ValueError as exc:
+                log.warning("%s: line %d is incomplete (%s); ignored", path, number, exc)
+                continue
+            if not isinstance(data, dict):
+                continue
+            try:
+                yield start, ItemResult.from_dict(data)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("%s: a journal line is not a result (%s); ignored", path, exc)
+
+
+def read_result_at(handle: IO[bytes], offset: int) -> ItemResult:
+    """The result whose journal line starts at ``offset`` of the open (binary) journal ``handle``."""
+    handle.seek(offset)
+    return ItemResult.from_dict(json.loads(handle.readline().decode("utf-8", errors="replace")))
 
 
 def read_journal(run_dir: Path) -> list[ItemResult]:

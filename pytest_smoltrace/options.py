@@ -16,8 +16,9 @@ import pytest
 from smoltrace_export.records import DIFFICULTIES, REGRESSION_EXIT_STATUS, TASK_AGENT_TYPES
 
 from .presets import PRESET_NAMES, parse_field_map
+from .shard import parse_shard
 
-PROVIDERS = ("litellm", "inference", "transformers", "ollama")
+PROVIDERS = ("litellm", "inference", "transformers", "ollama", "openai")
 AGENT_TYPE_CHOICES = TASK_AGENT_TYPES
 OUTPUTS = ("json", "hub", "none")
 SEARCH_PROVIDERS = ("duckduckgo", "serper", "serpapi", "brave")
@@ -125,7 +126,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
         env="SMOLTRACE_MODELS",
         metavar="FILE",
     ),
-    OptionSpec("provider", "how the model is reached", "litellm", choices=PROVIDERS, smoltrace_flag="--provider"),
+    OptionSpec(
+        "provider",
+        "how the model is reached (openai: any OpenAI-compatible endpoint through the openai SDK, no litellm import; "
+        "see docs/providers.md)",
+        "litellm",
+        choices=PROVIDERS,
+        smoltrace_flag="--provider",
+    ),
     OptionSpec(
         "hf-inference-provider",
         "inference provider for InferenceClientModel (--smoltrace-provider inference), e.g. together, nebius",
@@ -299,6 +307,15 @@ OPTIONS: tuple[OptionSpec, ...] = (
         metavar="R",
     ),
     OptionSpec(
+        "limits-url",
+        "where --smoltrace-max-rpm and --smoltrace-max-cost are counted, so that they hold for the whole run across "
+        "hosts: file://DIR (a directory the sessions share) or redis://[:PASSWORD@]HOST[:PORT][/DB] (rediss:// for "
+        "TLS; pip install 'pytest-smoltrace[redis]'); default: a lock file in this machine's temporary directory "
+        "(docs/multi-machine.md)",
+        env="SMOLTRACE_LIMITS_URL",
+        metavar="URL",
+    ),
+    OptionSpec(
         "otlp",
         "also export spans over OTLP (standard OTEL_EXPORTER_OTLP_* env vars; http/protobuf or grpc)",
         False,
@@ -424,6 +441,15 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "gold=expected_answer'); on top of --smoltrace-task-preset",
         type=parse_field_map,
         metavar="SRC=DST,…",
+    ),
+    OptionSpec(
+        "shard",
+        "run shard I of N: the benchmark items split deterministically, whole tasks at a time (all repeats, models "
+        "and agent types of a task in one shard); smoltrace-merge joins the shards' run directories into one run "
+        "(docs/multi-machine.md)",
+        type=parse_shard,
+        env="SMOLTRACE_SHARD",
+        metavar="I/N",
     ),
 )
 

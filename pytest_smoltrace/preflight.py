@@ -78,12 +78,20 @@ MIN_FREE_BYTES = 1 << 20
 _TRUE = ("1", "true", "yes", "on")
 
 
-def check(config: pytest.Config, settings: Settings, contenders: Sequence[Contender], *, run_dir: Path | None) -> None:
+def check(
+    config: pytest.Config,
+    settings: Settings,
+    contenders: Sequence[Contender],
+    *,
+    run_dir: Path | None,
+    model_checks: bool = True,
+) -> None:
     """Every check that applies to this session; a :class:`pytest.UsageError` listing each problem found.
 
     ``run_dir`` is the run directory the outputs will go to (None: no output files). Informational sessions
     (``--help``, ``--markers``) are not checked; sessions that run no item (``--collect-only``, ``--fixtures``) get
-    only the dataset checks, which collection needs."""
+    only the dataset checks, which collection needs. ``model_checks=False``: the items run on other machines
+    (``--tx ssh=…``), whose environment and network are theirs: credentials and model servers are not checked here."""
     if informational(config):
         return
     problems = find_problems(
@@ -92,6 +100,7 @@ def check(config: pytest.Config, settings: Settings, contenders: Sequence[Conten
         base_dir=Path(config.invocation_params.dir),
         run_dir=run_dir,
         runs_items=runs_items(config),
+        model_checks=model_checks,
     )
     if problems:
         raise pytest.UsageError("\n".join(problems))
@@ -120,10 +129,12 @@ def find_problems(
     base_dir: Path,
     run_dir: Path | None,
     runs_items: bool = True,
+    model_checks: bool = True,
 ) -> list[str]:
     """The problems of these settings and models, one line each (empty: the run may start)."""
     checks: list[Callable[[], str | None]] = []
-    if runs_items and settings.record_mode != "none":  # replay only: no key, no server (they may be gone)
+    # replay only: no key, no server (they may be gone); items on other machines: theirs, not this one's
+    if runs_items and model_checks and settings.record_mode != "none":
         for c in contenders:
             checks += [functools.partial(credential_problem, c), functools.partial(server_problem, c)]
     checks.append(lambda: dataset_problem(settings, base_dir))
@@ -144,6 +155,8 @@ def required_credentials(model: str | None, provider: str, api_base: str | None)
         return CREDENTIALS.get(prefix, ()) if sep else ()
     if provider == "inference" and not api_base:  # another endpoint than HF's router may need no token
         return HF_TOKEN_ENV
+    if provider == "openai":  # the openai SDK refuses to start without a key, whatever the server
+        return CREDENTIALS["openai"]
     return ()  # ollama, transformers: no key
 
 
@@ -160,8 +173,11 @@ def credential_problem(settings: Contender) -> str | None:
             "export HF_TOKEN=hf_… (or run `hf auth login`)"
         )
     prefix = str(settings.model).partition("/")[0]
+    reader = (
+        "the openai SDK reads the API key" if settings.provider == "openai" else f"litellm reads the {prefix}/ API key"
+    )
     return (
-        f"--smoltrace-model {settings.model}: {wanted} is not set (litellm reads the {prefix}/ API key from it); "
+        f"--smoltrace-model {settings.model}: {wanted} is not set ({reader} from it); "
         "export it, or point --smoltrace-api-base at a local server (a loopback URL needs no key)"
     )
 
@@ -489,6 +505,7 @@ RESUME_KEYS = (
     "judge_api_base",
     "task_preset",
     "field_map",
+    "shard",  # a shard's run goes on as the same shard (resumed shards merge like the others)
 )
 #: How an unset value reads in a difference (``difficulty: journal all, now easy``).
 _UNSET = {"difficulty": "all", "tools": "defaults only"}
@@ -578,7 +595,7 @@ def journal_differences(
 def recorded_model(contender: Contender) -> tuple[str | None, str | None]:
     """The model and provider a contender's records will carry, where known before any server starts."""
     if contender.model in SELF_SERVED_MODELS:
-        return "openai/scripted", "litellm"
+        return "openai/scripted", "openai"
     if _is_local(contender.model):
         return None, "local"  # the label names the weights, known once the server has started
     return contender.model, contender.provider

@@ -9,27 +9,32 @@ Each retry is a :class:`~smoltrace_export.records.RetryEvent` appended to the cu
 lands in the record, and is a ``smoltrace.model.retry`` event on the span around the call (each failed attempt is
 its own ERROR ``chat`` span).
 
-:class:`RateLimiter` spaces model requests ``60/rpm`` seconds apart across every thread *and* every xdist worker
-of a run: the next free slot lives in a small file guarded by ``fcntl.flock``.
+:class:`RateLimiter` holds ``--smoltrace-max-rpm`` across every thread, xdist worker and (with
+``--smoltrace-limits-url``) host of a run: the requests of the last minute live in the run's limits store
+(:mod:`.limits`, :class:`~pytest_smoltrace.limits.Window`), each counted from its grant until it ended plus the
+window, so the model server sees at most ``rpm`` requests in any 60 s window however long a request takes to reach it
+(a process's first request is often a second late: litellm imports and builds much on its first call); requests are
+also spaced ``60/rpm`` apart (no bursts).
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from smoltrace_export.http_errors import http_status, is_transient, retry_after_s
 from smoltrace_export.records import RetryEvent
 
-from .shared import update_shared
+from .limits import RATE, LimitsStore, Window
 
 log = logging.getLogger(__name__)
 
@@ -63,28 +68,53 @@ def backoff_s(policy: RetryPolicy, attempt: int, exc: BaseException, rng: random
     return min(policy.max_s, max(wait, hinted)) if hinted is not None else wait
 
 
-class RateLimiter:
-    """At most ``rpm`` requests per minute across all threads and processes sharing ``path``."""
+#: The window ``--smoltrace-max-rpm`` counts in.
+RATE_WINDOW_S = 60.0
+#: How often a request that waits for a request in flight to end asks again.
+POLL_S = 0.25
 
-    def __init__(self, rpm: float, path: Path) -> None:
+
+class RateLimiter:
+    """At most ``rpm`` requests in any ``window_s`` across all threads, processes and hosts sharing ``store``.
+
+    ``pending_s`` is the longest a request can take (its timeout): a request that never says it ended (its process
+    died) counts as in flight for that long. ``window_s`` is the window (tests may shrink it; the option is per
+    minute)."""
+
+    def __init__(
+        self,
+        rpm: float,
+        store: LimitsStore,
+        *,
+        pending_s: float = 300.0,
+        window_s: float = RATE_WINDOW_S,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if rpm <= 0:
             raise ValueError("max rpm must be > 0")
-        self.interval_s = 60.0 / rpm
-        self.path = path
+        self.window = Window(max(1, int(rpm)), window_s, window_s / rpm, pending_s)
+        self.store = store
+        self._sleep = sleep
 
-    def acquire(self) -> float:
-        """Reserve the next slot and sleep until it; returns the seconds waited."""
-        seen: list[float] = []
+    def acquire(self) -> str:
+        """Wait until a request may be sent and take its place in the window; returns its token for :meth:`release`."""
+        token = uuid.uuid4().hex
+        while (wait := self.store.take_slot(RATE, self.window, token)) > 0:
+            self._sleep(min(wait, POLL_S) if wait > self.window.interval_s else wait)
+        return token
 
-        def reserve(next_free: float) -> float:
-            seen.append(time.time())  # read under the lock, as the slot is
-            return max(seen[0], next_free) + self.interval_s
+    def release(self, token: str) -> None:
+        """The request ``token`` ended (answered or failed)."""
+        self.store.end_slot(RATE, token)
 
-        _, following = update_shared(self.path, reserve)
-        wait = following - self.interval_s - seen[0]
-        if wait > 0:
-            time.sleep(wait)
-        return max(wait, 0.0)
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        """One request's place in the window, from before it is sent until it ended."""
+        token = self.acquire()
+        try:
+            yield
+        finally:
+            self.release(token)
 
 
 def _reason(exc: BaseException) -> str:
@@ -124,10 +154,9 @@ def install(
     def generate(*args: Any, **kwargs: Any) -> Any:
         attempt = 0
         while True:
-            if limiter is not None:
-                limiter.acquire()
             try:
-                return original(*args, **kwargs)
+                with limiter.request() if limiter is not None else contextlib.nullcontext():
+                    return original(*args, **kwargs)
             except Exception as exc:
                 attempt += 1
                 if attempt > policy.retries or not is_transient(exc):

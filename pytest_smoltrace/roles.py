@@ -16,7 +16,7 @@ passed is ``settings.json`` written into the run directory (so a usage error lea
 
 from __future__ import annotations
 
-import tempfile
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,7 @@ from .transport import ProcessReport
 if TYPE_CHECKING:
     from .budget import Budget
     from .handoff import HandoffWriter
+    from .limits import LimitsStore
     from .records import ItemResult
     from .toolbox import Toolbox
 
@@ -77,6 +78,20 @@ def runs_items_here(config: pytest.Config) -> bool:
     return not (config.getoption("dist", "no") != "no" and config.getoption("tx", None))
 
 
+def items_run_elsewhere(config: pytest.Config) -> bool:
+    """Whether every item runs on another machine: an xdist controller whose ``--tx`` gateways are all remote
+    (``ssh=``, ``socket=``), none ``popen``. Such workers do not inherit the controller's environment or network, so
+    the controller does not check the model's credentials and server (:mod:`.preflight`): the workers need them."""
+    if runs_items_here(config):
+        return False
+    specs = [str(s) for s in config.getoption("tx", None) or ()]
+    if not specs:
+        return False
+    from execnet import XSpec  # xdist's own dependency: present whenever --tx is an option
+
+    return not any(XSpec(re.sub(r"^\d+\*", "", spec)).popen for spec in specs)
+
+
 def start(config: pytest.Config, settings: Settings) -> ActiveSession:
     """Make the run identity, start the model servers and register the plugins of this process's role(s)."""
     from .lineup import LineupError, lineup
@@ -97,7 +112,13 @@ def start(config: pytest.Config, settings: Settings) -> ActiveSession:
         from .resume import resumed_run
 
         probe_dir = settings.output_dir / (settings.resume or settings.run_id or "")
-        preflight.check(config, settings, contenders, run_dir=probe_dir if settings.output in ("json", "hub") else None)
+        preflight.check(
+            config,
+            settings,
+            contenders,
+            run_dir=probe_dir if settings.output in ("json", "hub") else None,
+            model_checks=not items_run_elsewhere(config),
+        )
         if settings.resume:
             run_id, previous, resumed_from = resumed_run(settings)
         else:
@@ -141,7 +162,7 @@ def _start_roles(
             check_config()
         except OtlpConfigError as exc:
             raise pytest.UsageError(f"--smoltrace-otlp: {exc}") from None
-    budget = _budget(identity)
+    budget = _budget(identity, _limits_store(identity))
     if is_controller:
         from .aggregate import Aggregator
         from .gate import load_baseline
@@ -156,8 +177,10 @@ def _start_roles(
         active.controller = ControllerPlugin(
             identity, aggregator, resumed_from_settings=resumed_from, baseline=baseline
         )
-        if budget is not None:  # a new run starts from zero; a resumed one from what it had already spent
-            budget.reset(sum(r.record.cost_usd or 0.0 for r in aggregator.attempts))
+        # a new run starts from zero, a resumed one from what it had already spent; a shared limits store keeps the
+        # total of another session of this run (another host)
+        if budget is not None:
+            budget.start(sum(r.record.cost_usd or 0.0 for r in aggregator.digests))
         if aggregator.run_dir is not None:
             from .resume import write_run_settings
 
@@ -193,9 +216,24 @@ def _handoff(config: pytest.Config) -> HandoffWriter | None:
     return HandoffWriter(Path(workerinput[WORKER_HANDOFF]), str(workerinput.get("workerid", "worker")))
 
 
-def _budget(identity: RunIdentity) -> Budget | None:
-    """``--smoltrace-max-cost``: the run's budget, shared by every process through a file (a usage error when the
-    model has no price)."""
+def _limits_store(identity: RunIdentity) -> LimitsStore:
+    """The run's limits store (``--smoltrace-limits-url``), reached now when a run-wide limit uses it: an unsupported
+    URL or an unreachable server is a usage error before any item runs, naming the URL without its password."""
+    from .limits import FLAG, LimitsLocation, LimitsStoreError
+
+    settings = identity.settings
+    try:
+        store = LimitsLocation(settings.limits_url, identity.run_id).open()
+        if settings.max_rpm is not None or settings.max_cost is not None:
+            store.check()
+    except LimitsStoreError as exc:
+        raise pytest.UsageError(f"{FLAG}: {exc}") from None
+    return store
+
+
+def _budget(identity: RunIdentity, store: LimitsStore) -> Budget | None:
+    """``--smoltrace-max-cost``: the run's budget, shared by every process (and host) through the limits store (a
+    usage error when the model has no price)."""
     max_cost = identity.settings.max_cost
     if max_cost is None:
         return None
@@ -208,7 +246,7 @@ def _budget(identity: RunIdentity) -> Budget | None:
                 "--smoltrace-price-input and --smoltrace-price-output (USD per 1M tokens; price_input and "
                 "price_output per model in --smoltrace-models)"
             )
-    return Budget(max_cost, Path(tempfile.gettempdir()) / f"smoltrace-{identity.run_id}.cost")
+    return Budget(max_cost, store)
 
 
 def _to_workeroutput(config: pytest.Config) -> Any:

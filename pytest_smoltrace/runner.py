@@ -83,9 +83,18 @@ def tool_names_for(task: Task, enabled: tuple[str, ...] = ()) -> list[str]:
 _PACKAGED_TEMPLATES = {"tool": "toolcalling_agent.yaml", "code": "code_agent.yaml"}
 
 
-@functools.lru_cache(maxsize=2)
+_templates_lock = threading.Lock()
+
+
 def default_templates(agent_type: AgentType) -> dict[str, Any]:
-    """smolagents' packaged prompt templates, parsed once per process (smolagents re-parses the YAML per agent)."""
+    """smolagents' packaged prompt templates, parsed once per process (smolagents re-parses the YAML per agent) —
+    once, not once per agent thread of the first wave (``--smoltrace-concurrency``)."""
+    with _templates_lock:
+        return _parsed_templates(agent_type)
+
+
+@functools.lru_cache(maxsize=2)
+def _parsed_templates(agent_type: AgentType) -> dict[str, Any]:
     import importlib.resources
 
     import yaml

@@ -63,7 +63,7 @@ class ModelServers:
 
     def _start_scripted(self) -> Endpoint:
         if self.scripted is not None:
-            return Endpoint("openai/scripted", "litellm", self.scripted.base_url)
+            return Endpoint("openai/scripted", "openai", self.scripted.base_url)
         from .testing import ScriptedModelServer
 
         scripts = json.loads(
@@ -72,7 +72,7 @@ class ModelServers:
         self.scripted = ScriptedModelServer(scripts)
         self.scripted.start()
         log.info("scripted model server on %s", self.scripted.base_url)
-        return Endpoint("openai/scripted", "litellm", self.scripted.base_url)
+        return Endpoint("openai/scripted", "openai", self.scripted.base_url)
 
     def close(self) -> None:
         if self.scripted is not None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from .options import OPTIONS, OptionSpec, _raw_value
+from .shard import Shard
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,10 @@ class Settings:
     judge_api_base: str | None = None
     task_preset: str | None = None
     field_map: tuple[tuple[str, str], ...] = ()
+    #: ``--smoltrace-shard I/N`` (:mod:`.shard`), else None.
+    shard: Shard | None = None
+    #: ``--smoltrace-limits-url`` (:mod:`.limits`), else None (this machine's temporary directory).
+    limits_url: str | None = None
 
     @property
     def cassettes(self) -> Path:
@@ -85,10 +90,12 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(value, Path):
                 value = str(value)
-            elif isinstance(value, str) and f.name in ("api_base", "judge_api_base"):
+            elif isinstance(value, str) and f.name in ("api_base", "judge_api_base", "limits_url"):
                 value = redact_url(value)
             elif f.name == "mcp_server_url":
                 value = [redact_url(v) for v in value]
+            elif isinstance(value, Shard):
+                value = value.to_dict()
             data[f.name] = value
         return data
 

@@ -59,6 +59,26 @@ def attach_result(report: pytest.TestReport, result: ItemResult) -> None:
     report.__dict__[REPORT_ATTRIBUTE] = payload(result)
 
 
+#: What a report keeps of its payload once the controller has filed the result (:func:`release_payload`): what the
+#: status line of the item (shown again in pytest's short summary) reads.
+KEPT_RECORD_FIELDS = ("attempt", "retries", "prompt_tokens", "completion_tokens", "cost_usd")
+
+
+def release_payload(report: pytest.TestReport) -> None:
+    """Once the controller has filed the result a report carried: keep only what its status line reads.
+
+    pytest's terminal reporter holds every report to the end of the session; the full payload (answer, steps, tool
+    calls, trace document) is in the journal now, and holding it on 10,000 reports would cost hundreds of MB."""
+    data = report_payload(report)
+    if data is not None:
+        record = data.get("record") or {}
+        report.__dict__[REPORT_ATTRIBUTE] = {
+            "nodeid": data.get("nodeid"),
+            "record": {k: record[k] for k in KEPT_RECORD_FIELDS if k in record},
+            "released": True,
+        }
+
+
 def report_payload(report: pytest.TestReport) -> dict[str, Any] | None:
     """The payload a report carries, if any."""
     data = getattr(report, REPORT_ATTRIBUTE, None)

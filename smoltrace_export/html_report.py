@@ -56,6 +56,10 @@ TEXT_LIMIT = 4000
 SHORT_LIMIT = 2000
 #: Most spans of one item drawn in its waterfall.
 SPAN_LIMIT = 400
+#: Most items in the item table (a page of 10,000 items with their details and waterfalls would weigh hundreds of MB
+#: to write and to open). Past it the table lists the items that did not pass first, then the others, in run order,
+#: up to the limit, and says so; the header, summary and charts still count every item, and results.json has all.
+ITEM_LIMIT = 2000
 #: Okabe-Ito: distinguishable for colour-blind readers; one per (run, model, agent type) series.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#8C6D31", "#555555")
 #: How the item table names an item's state, in the order the filter lists them.
@@ -184,7 +188,17 @@ def load_run(run_dir: Path) -> RunData:
 
 
 def _load_traces(run: RunData) -> None:
-    docs, status = _read(run.path / json_sink.TRACES)
+    """The trace documents of the items the table shows (all of them, up to :data:`ITEM_LIMIT` items). traces.json
+    is read one line at a time when it is as the sink writes it (one document per line), so the documents of items
+    the table leaves out are never held."""
+    items = _items(0, run.rows)
+    shown = _shown_items(items)
+    wanted = {(i.nodeid, _int(i.row.get("attempt")) or 0) for i in shown} if len(shown) < len(items) else None
+    path = run.path / json_sink.TRACES
+    docs: Any = _read_document_lines(path, wanted) if wanted is not None else None
+    status = "present" if docs is not None else ""
+    if docs is None:
+        docs, status = _read(path)
     if docs is None and (run.path / "traces.jsonl").exists():
         docs, bad = _read_lines(run.path / "traces.jsonl")
         status = "missing; read from traces.jsonl" + (f" ({bad} unreadable lines skipped)" if bad else "")
@@ -192,7 +206,32 @@ def _load_traces(run: RunData) -> None:
     for doc in _list_of_dicts(docs) or []:
         nodeid = doc.get("nodeid") or doc.get("test_case_uid")
         if isinstance(nodeid, str):
-            run.traces[(nodeid, _int(doc.get("attempt")) or 0)] = doc
+            key = (nodeid, _int(doc.get("attempt")) or 0)
+            if wanted is None or key in wanted:
+                run.traces[key] = doc
+
+
+def _read_document_lines(path: Path, wanted: set[tuple[str, int]]) -> list[dict[str, Any]] | None:
+    """The documents of ``wanted`` items in a traces.json written one document per line (:func:`json_sink.
+    write_json_array`); None when the file is missing or not in that form (then it is read whole)."""
+    docs: list[dict[str, Any]] = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            if handle.readline().strip() not in ("[", "[]"):
+                return None
+            for line in handle:
+                text = line.strip().removesuffix(",")
+                if text in ("", "]"):
+                    continue
+                doc = json.loads(text)
+                if not isinstance(doc, dict):
+                    continue
+                nodeid = doc.get("nodeid") or doc.get("test_case_uid")
+                if isinstance(nodeid, str) and (nodeid, _int(doc.get("attempt")) or 0) in wanted:
+                    docs.append(doc)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return docs
 
 
 def _load_rows_file(run: RunData, name: str, kind: str) -> list[dict[str, Any]] | None:
@@ -295,6 +334,16 @@ def _items(run_index: int, rows: Sequence[dict[str, Any]]) -> list[Item]:
             final = (real or attempts)[-1]
         items.append(Item(run_index, nodeid, final, attempts, _status(final)))
     return items
+
+
+def _shown_items(items: Sequence[Item], limit: int | None = None) -> list[Item]:
+    """The items the item table lists: every one up to ``limit`` (:data:`ITEM_LIMIT`); past it, those that did not
+    pass first, then the others, each in run order, up to the limit (in run order again)."""
+    limit = ITEM_LIMIT if limit is None else limit
+    if len(items) <= limit:
+        return list(items)
+    ranked = sorted(range(len(items)), key=lambda n: (items[n].status == "passed", n))[:limit]
+    return [items[n] for n in sorted(ranked)]
 
 
 def _model_name(row: Mapping[str, Any]) -> str:
@@ -1262,7 +1311,9 @@ _COLUMNS = (
 )
 
 
-def _item_table(runs: Sequence[RunData], items: Sequence[Item], data: Sequence[dict[str, Any]]) -> str:
+def _item_table(
+    runs: Sequence[RunData], items: Sequence[Item], data: Sequence[dict[str, Any]], *, total: int | None = None
+) -> str:
     several_runs = len(runs) > 1
     columns = [(k, name) for k, name in _COLUMNS if k != "r" or several_runs]
     head = "".join(
@@ -1308,8 +1359,15 @@ def _item_table(runs: Sequence[RunData], items: Sequence[Item], data: Sequence[d
             + "".join(f'<option value="{n}">{esc(run.label)}</option>' for n, run in enumerate(runs))
             + "</select></label>"
         )
+    capped = ""
+    if total is not None and total > len(items):
+        capped = (
+            f'<p class="note" id="capped">This table lists {len(items):,} of the {total:,} items (at most '
+            f"{ITEM_LIMIT:,} per run: those that did not pass first, then the others, in run order); the summary and "
+            "the charts count every item, and results.json lists them all.</p>"
+        )
     return (
-        f'<section class="card"><h2>Items <span class="count" id="count">{len(items)} items</span></h2>'
+        f'<section class="card"><h2>Items <span class="count" id="count">{len(items)} items</span></h2>{capped}'
         f'<div class="filters">{"".join(filters)}</div>'
         '<noscript><p class="note">Sorting, filtering and the item details need JavaScript.</p></noscript>'
         f'<div class="scroll"><table class="items"><thead><tr>{head}</tr></thead>'
@@ -1354,8 +1412,9 @@ def render_html_report(runs: Sequence[RunData]) -> str:
     _labels(runs)
     items = [item for number, run in enumerate(runs) for item in _items(number, run.rows)]
     groups = _groups(runs, items)
+    shown = [i for number, run in enumerate(runs) for i in _shown_items([i for i in items if i.run == number])]
     data = []
-    for number, item in enumerate(items):
+    for number, item in enumerate(shown):
         key = item.nodeid if len(runs) == 1 else f"{runs[item.run].label}/{item.nodeid}"
         try:
             data.append(_item_data(item, runs[item.run], key))
@@ -1383,7 +1442,7 @@ def render_html_report(runs: Sequence[RunData]) -> str:
         _guarded("summary", lambda: _summary(groups, runs)),
         _guarded("comparison", lambda: _comparison(runs, groups)),
         _guarded("charts", lambda: _charts(groups)),
-        _guarded("item table", lambda: _item_table(runs, items, data)),
+        _guarded("item table", lambda: _item_table(runs, shown, data, total=len(items))),
     ]
     generated = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return (

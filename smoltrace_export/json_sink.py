@@ -86,6 +86,19 @@ def write_json_array(path: Path, items: Iterable[Mapping[str, Any] | str]) -> in
     return count
 
 
+def write_json_rows(path: Path, rows: Iterable[Any]) -> int:
+    """Stream a list to ``path`` atomically, byte for byte as :func:`write_json` writes the whole list (``indent=2``),
+    one element at a time, so the list is never held in memory; returns the number of elements."""
+    count = 0
+    with _atomic(path) as handle:
+        for row in rows:
+            text = json.dumps(row, indent=2, ensure_ascii=False, default=str)
+            handle.write(("," if count else "[") + "\n  " + text.replace("\n", "\n  "))
+            count += 1
+        handle.write("\n]\n" if count else "[]\n")
+    return count
+
+
 def unavailable_metrics(run_id: str, reason: str = "nothing was measured") -> dict[str, Any]:
     """The ``metrics.json`` of a run without measurements: says so, with no figures."""
     return {
@@ -108,7 +121,7 @@ def metric_figure_count(metrics: Mapping[str, Any] | None) -> int:
 def write_run_outputs(
     run_dir: Path,
     *,
-    results: Sequence[Mapping[str, Any]],
+    results: Iterable[Mapping[str, Any]],
     leaderboard: Sequence[Mapping[str, Any]],
     metadata: Mapping[str, Any],
     traces: Iterable[Mapping[str, Any] | str] | None = None,
@@ -116,16 +129,20 @@ def write_run_outputs(
 ) -> dict[str, Path]:
     """Write the five JSON files of a run directory; ``metadata.json`` last, with real counts.
 
-    ``traces`` is streamed (:func:`write_json_array`: documents, or their JSON text), so a large run's traces are
-    never held in memory; ``None`` writes ``[]``. ``metrics=None`` writes :func:`unavailable_metrics`.
+    ``traces`` is streamed (:func:`write_json_array`: documents, or their JSON text) and so are ``results``
+    (:func:`write_json_rows`: an iterator of rows is consumed one row at a time), so a large run's traces and results
+    are never held in memory; ``None`` writes ``[]``. ``metrics=None`` writes :func:`unavailable_metrics`.
     Returns name → path.
     """
     run_id = str(metadata.get("run_id") or run_dir.name)
     num_traces = write_json_array(run_dir / TRACES, traces or ())
     metrics_doc = dict(metrics) if metrics is not None else unavailable_metrics(run_id)
+    written = {TRACES: run_dir / TRACES, METRICS: write_json(run_dir / METRICS, metrics_doc)}
+    num_results = write_json_rows(run_dir / RESULTS, results)
+    written[RESULTS] = run_dir / RESULTS
     counts = {
         **dict(metadata.get("counts") or {}),
-        "num_results": len(results),
+        "num_results": num_results,
         "num_traces": num_traces,
         "num_metrics": metric_figure_count(metrics_doc),
     }
@@ -136,12 +153,7 @@ def write_run_outputs(
         "traces_status": "recorded" if num_traces else "none",
         "metrics_status": str(metrics_doc.get("status") or ("recorded" if counts["num_metrics"] else "none")),
     }
-    written = {
-        TRACES: run_dir / TRACES,
-        METRICS: write_json(run_dir / METRICS, metrics_doc),
-        RESULTS: write_json(run_dir / RESULTS, list(results)),
-        LEADERBOARD: write_json(run_dir / LEADERBOARD, list(leaderboard)),
-    }
+    written[LEADERBOARD] = write_json(run_dir / LEADERBOARD, list(leaderboard))
     written[METADATA] = write_json(run_dir / METADATA, meta)
     return written
 

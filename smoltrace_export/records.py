@@ -13,6 +13,7 @@ and the exporters (``smoltrace_export``) import it, and it imports none of them 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -94,12 +95,21 @@ def excerpt(value: Any, limit: int = 500) -> str:
     return text[:limit] + f"… [{len(text) - limit} more chars]"
 
 
+_EXCERPT_MARK = re.compile(r"… \[\d+ more chars\]")
+
+
+def _is_excerpt(text: str, limit: int) -> bool:
+    """Whether ``text`` is already an :func:`excerpt` cut at ``limit`` (a record read back from JSON): cutting it
+    again would lose the count of what the first cut removed."""
+    return _EXCERPT_MARK.fullmatch(text, limit) is not None
+
+
 def jsonable(value: Any, limit: int = 2000) -> Any:
     """Best-effort conversion of an arbitrary value into plain JSON types."""
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, str):
-        return value if len(value) <= limit else excerpt(value, limit)
+        return value if len(value) <= limit or _is_excerpt(value, limit) else excerpt(value, limit)
     if isinstance(value, dict):
         return {str(k): jsonable(v, limit) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

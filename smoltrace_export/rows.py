@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .records import SCHEMA_VERSION, ItemResult
 from .schemas import GPU_COLUMNS, LEADERBOARD_SCHEMA, METRICS_SCHEMA, PASS_RULE, RESULTS_SCHEMA, FigureLabel
-from .summary import AgentSummary, first_attempt_passes, group_attempts
+from .summary import AgentSummary, Attempt, first_attempt_passes, group_attempts
 
 if TYPE_CHECKING:
     from .statistics import StatisticsRow
@@ -181,7 +181,7 @@ def leaderboard_row(
     summary: AgentSummary,
     ctx: RunContext,
     *,
-    results: Iterable[ItemResult] = (),
+    results: Iterable[Attempt] = (),
     environment: EnvironmentFigures | None = None,
     statistics: StatisticsRow | None = None,
 ) -> dict[str, Any]:

@@ -82,7 +82,7 @@ RESULTS_SCHEMA: dict[str, tuple[ColumnType, str]] = {
     ),
     "outcome": ("string", "`passed`, `failed` (a check failed) or `error` (agent error or timeout)."),
     "source": ("string", "Where the task came from (bundled set, file or dataset)."),
-    "provider": ("string", "Model provider (`litellm`, `inference`, `transformers`, `ollama`)."),
+    "provider": ("string", "Model provider (`litellm`, `openai`, `inference`, `transformers`, `ollama`, `local`)."),
     "checks": ("json", "The verdict's checks: a list of `{name, passed, expected, actual}`."),
     "tool_calls": ("json", "Every executed tool call: `{name, arguments, result, error, duration_ms, started_at}`."),
     "error_type": ("string", "Class name of the error, if any."),

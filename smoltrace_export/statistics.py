@@ -29,8 +29,8 @@ from typing import Any
 
 from . import json_sink
 from .http_errors import describe
-from .records import AGENT_TYPES, CANCELLED, UNFINISHED_ERROR_TYPES, ItemResult
-from .summary import group_attempts
+from .records import AGENT_TYPES, CANCELLED, UNFINISHED_ERROR_TYPES
+from .summary import Attempt, group_attempts
 
 __all__ = [
     "DECIMALS",
@@ -93,8 +93,8 @@ class Outcome:
 # -- outcomes: from records, from results rows, from a run directory or the Hub --------------------------------------
 
 
-def outcomes_from_results(results: Iterable[ItemResult]) -> list[Outcome]:
-    """The item outcomes of ``results`` (attempts, in any order), items in first-seen order."""
+def outcomes_from_results(results: Iterable[Attempt]) -> list[Outcome]:
+    """The item outcomes of ``results`` (attempts or their digests, in any order), items in first-seen order."""
     outcomes = []
     for item in group_attempts(results):
         if item.cancelled:

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
-from .records import AGENT_TYPES, CANCELLED, UNFINISHED_ERROR_TYPES, ItemResult
+from .records import AGENT_TYPES, CANCELLED, UNFINISHED_ERROR_TYPES, Check, ItemResult, Outcome
 
 __all__ = [
     "CANCELLED",
     "AgentSummary",
+    "Attempt",
+    "AttemptDigest",
+    "DigestRecord",
+    "DigestVerdict",
     "ItemAttempts",
     "first_attempt_passes",
     "group_attempts",
@@ -27,22 +31,121 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class DigestRecord:
+    """The fields (and derived values) of a :class:`~.records.RunRecord` that the summaries, statistics and
+    leaderboard rows read, under the same names: a few hundred bytes instead of the record's steps, tool calls, answer
+    and error text."""
+
+    task_id: str
+    agent_type: str
+    model_name: str
+    model_label: str | None
+    attempt: int
+    repeat: int
+    error_type: str | None
+    stop_reason: str
+    executed_tools: tuple[str, ...]
+    action_steps: int
+    repeated_calls: int
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cached_input_tokens: int | None
+    cache_creation_input_tokens: int | None
+    reasoning_tokens: int | None
+    duration_ms: float
+    started_at: float
+    cost_usd: float | None
+    judge_tokens: int | None
+    judge_cost_usd: float | None
+    trace_id: str | None
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DigestVerdict:
+    """A verdict's outcome and its ``expected_tool`` check (the only check the summaries read)."""
+
+    outcome: Outcome
+    expected_tool: Check | None
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+    def check(self, name: str) -> Check | None:
+        """Only ``expected_tool`` is kept (``None`` for any other name)."""
+        return self.expected_tool if name == "expected_tool" else None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptDigest:
+    """The compact per-attempt record the controller keeps in memory for a run's summaries, statistics and
+    leaderboard rows; the full :class:`~.records.ItemResult` stays in ``journal.jsonl`` (read back one at a time to
+    write results.json). Reads like an :class:`~.records.ItemResult` where those read it (``.record``, ``.verdict``)."""
+
+    nodeid: str
+    record: DigestRecord
+    verdict: DigestVerdict
+
+    @classmethod
+    def of(cls, result: ItemResult) -> AttemptDigest:
+        r, verdict = result.record, result.verdict
+        expected = verdict.check("expected_tool")
+        return cls(
+            nodeid=result.nodeid,
+            record=DigestRecord(
+                task_id=r.task_id,
+                agent_type=r.agent_type,
+                model_name=r.model_name,
+                model_label=r.model_label,
+                attempt=r.attempt,
+                repeat=r.repeat,
+                error_type=r.error_type,
+                stop_reason=r.stop_reason,
+                executed_tools=tuple(r.executed_tools),
+                action_steps=r.action_steps,
+                repeated_calls=r.repeated_calls,
+                prompt_tokens=r.prompt_tokens,
+                completion_tokens=r.completion_tokens,
+                cached_input_tokens=r.cached_input_tokens,
+                cache_creation_input_tokens=r.cache_creation_input_tokens,
+                reasoning_tokens=r.reasoning_tokens,
+                duration_ms=r.duration_ms,
+                started_at=r.started_at,
+                cost_usd=r.cost_usd,
+                judge_tokens=r.judge_tokens,
+                judge_cost_usd=r.judge_cost_usd,
+                trace_id=r.trace_id,
+                replayed=r.replayed,
+            ),
+            verdict=DigestVerdict(
+                verdict.outcome,
+                None if expected is None else Check(expected.name, expected.passed, None, None),
+            ),
+        )
+
+
+#: What the summaries, statistics and leaderboard rows are computed from: full results or their digests.
+Attempt: TypeAlias = ItemResult | AttemptDigest
+
+
 @dataclass(frozen=True)
 class ItemAttempts:
     """Every attempt of one item, in attempt order."""
 
     nodeid: str
-    attempts: tuple[ItemResult, ...]
+    attempts: tuple[Attempt, ...]
 
     @property
-    def final(self) -> ItemResult:
+    def final(self) -> Attempt:
         """The attempt whose verdict is the item's: the last one, not counting cancelled runs after a real attempt
         (a run started ahead on one xdist worker for an item another worker then ran)."""
         real = [a for a in self.attempts if a.record.error_type != CANCELLED]
         return real[-1] if real else self.attempts[-1]
 
     @property
-    def first(self) -> ItemResult:
+    def first(self) -> Attempt:
         """The attempt pass@1 counts: the first that finished (a cancelled or crashed one did not), else the last."""
         return next((a for a in self.attempts if a.record.error_type not in UNFINISHED_ERROR_TYPES), self.final)
 
@@ -58,9 +161,9 @@ class ItemAttempts:
         )
 
 
-def group_attempts(results: Iterable[ItemResult]) -> list[ItemAttempts]:
+def group_attempts(results: Iterable[Attempt]) -> list[ItemAttempts]:
     """Results grouped by item, items in first-seen order, each item's attempts by attempt number (stable)."""
-    by_node: dict[str, list[ItemResult]] = {}
+    by_node: dict[str, list[Attempt]] = {}
     for result in results:
         by_node.setdefault(result.nodeid, []).append(result)
     return [
@@ -166,7 +269,7 @@ class AgentSummary:
         return data
 
 
-def summarize(results: Iterable[ItemResult], planned: Mapping[Any, int] | None = None) -> list[AgentSummary]:
+def summarize(results: Iterable[Attempt], planned: Mapping[Any, int] | None = None) -> list[AgentSummary]:
     """One summary per (model, agent type) that ran or was planned: models in the order their results come (planned
     ones after), agent types tool then code.
 
@@ -246,7 +349,7 @@ def first_attempt_passes(items: Sequence[ItemAttempts]) -> tuple[int, int]:
     return len(evaluated), len(passed)
 
 
-def _spend(attempts: Iterable[ItemResult]) -> int:
+def _spend(attempts: Iterable[Attempt]) -> int:
     return sum((a.record.prompt_tokens or 0) + (a.record.completion_tokens or 0) for a in attempts)
 
 

@@ -73,6 +73,8 @@ CASES: list[Any] = [
     (["--concurrency", "2"], ["--smoltrace-concurrency", "2"]),
     (["--retries", "0"], ["--smoltrace-retries", "0"]),
     (["--max-rpm", "30"], ["--smoltrace-max-rpm", "30"]),
+    (["--limits-url", "redis://127.0.0.1:6379/0"], ["--smoltrace-limits-url", "redis://127.0.0.1:6379/0"]),
+    (["--shard", "2/4"], ["--smoltrace-shard", "2/4"]),
     (["--enable-otel"], []),  # traces are always recorded; OTLP export needs an endpoint (see the next test)
     (["--otlp"], ["--smoltrace-otlp"]),
     (
@@ -103,6 +105,13 @@ CASES: list[Any] = [
     (["--hf-token-file", "token.txt"], []),
     (["--allow-local-code-execution"], []),
     (["--dry-run"], []),
+    (  # prints the Hugging Face Job (tests/test_hf_job.py): its flags add nothing to the pytest command
+        [
+            *("--print-hf-job", "--hf-job-image", "python:3.12", "--hf-job-flavor", "cpu-upgrade"),
+            *("--hf-job-timeout", "1h", "--hf-job-secret", "WANDB_API_KEY", "--hf-job-install", "pytest-smoltrace"),
+        ],
+        [],
+    ),
     (["--run-id", "r", "--", "-k", "weather", "-x"], ["--smoltrace-run-id", "r", "-k", "weather", "-x"]),
     (
         ["--debug", "--parallel-workers", "2", "--agent-type", "tool"],

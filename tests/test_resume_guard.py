@@ -182,12 +182,13 @@ def test_journal_differences_from_the_records() -> None:
         "model: journal openai/a, now openai/b",
         "agent-type: journal both, now tool",
     ]
-    # the scripted model is recorded as openai/scripted; a partial journal of one agent type fits "both"
-    scripted = [_result("s::tool::a", 1.0, model="openai/scripted")]
+    # the scripted model is recorded as openai/scripted on the openai provider; a partial journal of one agent type
+    # fits "both"
+    scripted = [_result("s::tool::a", 1.0, model="openai/scripted", provider="openai")]
     assert differences(_settings(model=("scripted",)), scripted) == []
     assert [str(d) for d in differences(_settings(model=("openai/a",), provider="ollama"), scripted)] == [
         "model: journal openai/scripted, now openai/a",
-        "provider: journal litellm, now ollama",
+        "provider: journal openai, now ollama",
     ]
     assert differences(_settings(model=("openai/b",)), []) == []
     # several models: the journal's model names (labels) must be among this session's

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pytest_smoltrace.limits import FileStore
 from pytest_smoltrace.retry import CURRENT_LOG, RateLimiter, RetryLog, RetryPolicy, backoff_s, install, is_retryable
 from smoltrace_export import http_errors
 from smoltrace_export import retry as hub_retry
@@ -154,8 +155,8 @@ def test_install_gives_up_and_does_not_retry_client_errors() -> None:
 
 
 def test_rate_limiter_spaces_requests_across_instances(tmp_path: Path) -> None:
-    path = tmp_path / "rate"
-    first, second = RateLimiter(600, path), RateLimiter(600, path)  # two "processes" sharing one file
+    store = FileStore(tmp_path, "run", shared=False)
+    first, second = RateLimiter(600, store), RateLimiter(600, store)  # two "processes" sharing one file
     start = time.monotonic()
     for limiter in (first, second, first, second):
         limiter.acquire()

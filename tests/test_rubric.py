@@ -17,6 +17,7 @@ import pytest
 from pytest_smoltrace.budget import Budget
 from pytest_smoltrace.execution import run_and_judge
 from pytest_smoltrace.judge import NO_JUDGE, format_checks
+from pytest_smoltrace.limits import FileStore
 from pytest_smoltrace.models import ModelSpec
 from pytest_smoltrace.records import JUDGE_ERROR, ItemResult, RunRecord, Task, ToolCall
 from pytest_smoltrace.rubric import SPAN_NAME, Grader, grade, grading_prompt, parse_grade
@@ -149,7 +150,7 @@ def test_a_pass_grade_passes_with_the_judges_spend_apart(
             }
         ],
     )
-    budget = Budget(10.0, tmp_path / "budget")
+    budget = Budget(10.0, FileStore(tmp_path, "rubric", shared=False))
     result = run(server, "[r-pass]", agent_type, grader_for(grader_server), budget=budget)
     verdict, record = result.verdict, result.record
     assert verdict.outcome == "passed"
@@ -336,6 +337,7 @@ def test_judge_settings() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ as pytest runs it
+
 
 def test_a_garbage_grade_is_pytests_E(bench: Any, grader_server: ScriptedModelServer) -> None:
     tasks = [

@@ -11,9 +11,16 @@ Rules:
 
 - Custom prices (USD per 1M tokens, ``--smoltrace-price-input`` / ``--smoltrace-price-output``) override the
   map; give both or neither (one alone raises :class:`ValueError`).
-- Otherwise ``litellm.get_model_info(model_id)`` prices the model. It resolves provider prefixes
-  (``openai/gpt-4o-mini`` → ``gpt-4o-mini``). litellm is imported lazily with ``LITELLM_LOCAL_MODEL_COST_MAP=True``
-  set first, so the price map is the bundled one and no network is touched.
+- Otherwise litellm's bundled price map prices the model — the file itself
+  (``model_prices_and_context_window_backup.json`` in the installed litellm package, found with
+  ``importlib.util.find_spec``), read without importing litellm (:class:`PriceMap`), so the ``openai`` provider's runs
+  never pay litellm's import. A model id is looked up as litellm does for every provider but the few below: the id
+  itself (case-insensitively), else without its provider prefix when the entry belongs to that provider
+  (``openai/gpt-4o-mini`` → ``gpt-4o-mini``, ``groq/llama3-8b-8192`` as it is). The numbers equal
+  ``litellm.get_model_info``'s for every chat model of the map (tests/test_openai_provider.py checks it).
+  Ids of the providers whose lookup litellm does with its own routing code (:data:`LITELLM_RESOLVED`: Bedrock's
+  regions and ARNs, Vertex AI, Azure, SageMaker, Databricks, AI21) are priced by ``litellm.get_model_info`` itself,
+  imported lazily with ``LITELLM_LOCAL_MODEL_COST_MAP=True`` set first; only litellm reaches those models anyway.
 - Unknown model → ``None`` and the cost is ``None`` — never 0. An entry whose input *and* output prices are both 0
   is treated as unknown (litellm lists some hosted models that way), except for local runtimes
   (``ollama/``, ``ollama_chat/``, ``lm_studio/``, ``llamafile/``) where 0 USD is the real API price.
@@ -30,6 +37,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -127,8 +135,97 @@ def cost_usd(
     return prompt + completion_tokens * price.output_per_token
 
 
+#: Providers (an id's prefix, or the matching entry's ``litellm_provider``) whose prices litellm resolves with its own
+#: routing code (regions, ARNs, deployments, provider configs): asked of ``litellm.get_model_info`` itself.
+LITELLM_RESOLVED = ("bedrock", "vertex_ai", "azure", "sagemaker", "databricks", "ai21")
+_OLLAMA_PREFIXES = ("ollama", "ollama_chat")
+#: litellm's bundled price map, inside the installed litellm package.
+PRICE_FILE = "model_prices_and_context_window_backup.json"
+
+
+class PriceMap:
+    """litellm's bundled price map, read from its file (never by importing litellm)."""
+
+    def __init__(self, entries: dict[str, dict[str, Any]]) -> None:
+        self.entries = entries
+        self._lower = {key.lower(): key for key in entries}
+        self.providers = frozenset(str(e["litellm_provider"]) for e in entries.values() if e.get("litellm_provider"))
+
+    @classmethod
+    def load(cls) -> PriceMap | None:
+        """The installed litellm's map; None when litellm is not installed or its file cannot be read."""
+        import importlib.util
+        import json
+
+        try:
+            spec = importlib.util.find_spec("litellm")
+        except (ImportError, ValueError):
+            spec = None
+        locations = list(spec.submodule_search_locations or []) if spec is not None else []
+        for location in locations:
+            path = os.path.join(location, PRICE_FILE)
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    data = json.load(handle)
+            except (OSError, ValueError):
+                log.debug("litellm's price map %s cannot be read", path, exc_info=True)
+                continue
+            if isinstance(data, dict):
+                return cls({k: v for k, v in data.items() if isinstance(v, dict) and k != "sample_spec"})
+        return None
+
+    def lookup(self, model_id: str) -> tuple[str, dict[str, Any]] | None:
+        """(key, entry) for ``model_id``: the id itself, else the id without a provider prefix whose entry is that
+        provider's (an entry that names no provider matches any)."""
+        key = self._lower.get(model_id.lower())
+        if key is not None:
+            return key, self.entries[key]
+        prefix, sep, rest = model_id.partition("/")
+        if sep and prefix in self.providers:
+            key = self._lower.get(rest.lower())
+            if key is not None and self.entries[key].get("litellm_provider") in (None, prefix):
+                return key, self.entries[key]
+        return None
+
+
+_price_map: list[PriceMap | None] = []
+_price_map_lock = threading.Lock()
+
+
+def price_map() -> PriceMap | None:
+    """The process's price map, read once (≈ 50 ms of CPU) however many agent threads ask for it at once."""
+    with _price_map_lock:
+        if not _price_map:
+            _price_map.append(PriceMap.load())
+        return _price_map[0]
+
+
+def _resolved_by_litellm(model_id: str, entry: dict[str, Any] | None) -> bool:
+    provider = str((entry or {}).get("litellm_provider") or "")
+    return model_id.startswith(LITELLM_RESOLVED) or provider.startswith(LITELLM_RESOLVED)
+
+
 @functools.lru_cache(maxsize=256)
 def _litellm_price(model_id: str) -> Price | None:
+    prices = price_map()
+    found = prices.lookup(model_id) if prices is not None else None
+    if prices is not None and not _resolved_by_litellm(model_id, found[1] if found else None):
+        if found is None:
+            prefix, sep, name = model_id.partition("/")
+            if sep and prefix in _OLLAMA_PREFIXES:  # litellm's Ollama config: any Ollama model is free
+                return Price(0.0, 0.0, "litellm", name)
+            log.debug("litellm's price map has no %s", model_id)
+            return None
+        key, entry = found
+        # litellm's own default for a price the entry leaves out: 0 (then "both 0" below makes it unknown)
+        costs = {name: entry.get(name) or 0 for name in ("input_cost_per_token", "output_cost_per_token")}
+        return _price(model_id, {**entry, **costs, "key": key})
+    info = _litellm_model_info(model_id)
+    return None if info is None else _price(model_id, info)
+
+
+def _litellm_model_info(model_id: str) -> Any:
+    """``litellm.get_model_info(model_id)`` (imports litellm, offline); None when litellm cannot price it."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     try:
         import litellm
@@ -137,10 +234,14 @@ def _litellm_price(model_id: str) -> Price | None:
         return None
     litellm.suppress_debug_info = True
     try:
-        info = litellm.get_model_info(model_id)
+        return litellm.get_model_info(model_id)
     except Exception:  # litellm raises its own "not mapped" errors for unknown models
         log.debug("litellm has no price for %s", model_id)
         return None
+
+
+def _price(model_id: str, info: Any) -> Price | None:
+    """The price in a map entry (the same "null when unknown" rule whoever read it)."""
     prompt = info.get("input_cost_per_token")
     completion = info.get("output_cost_per_token")
     if prompt is None or completion is None:

@@ -7,6 +7,9 @@ process (dicts from ``Samples.to_dict()`` are accepted too)::
      "processes": [{"process", "pid", "host", "started_at", "ended_at", "interval_s", "gpu_unavailable",
                     "cpu_unavailable", "process_cpu_seconds", "logical_cpus"}],
      "gpus": [{"key": "host/uuid-or-index", "host", "gpu_id", "gpu_name", "uuid", "memory_total_mib"}],
+     "hosts": [{"host", "processes": [str], "logical_cpus", "gpus": int, "process_cpu_seconds",
+                "cpu_system_percent_avg", "cpu_system_percent_max", "system_memory_used_avg_mib",
+                "system_memory_used_max_mib", "system_memory_percent_avg", "system_memory_percent_max"}],
      "series": [{"timestamp": ISO-8601 UTC, "timestamp_unix": float, "metric": str, "gpu_id": int | None,
                  "gpu_name": str | None, "value": float, "unit": str, "process": str, "host": str}],
      "aggregates": {"gpu_utilization_avg", "gpu_utilization_max", "gpu_memory_avg_mib", "gpu_memory_max_mib",
@@ -26,6 +29,10 @@ process (dicts from ``Samples.to_dict()`` are accepted too)::
 Series metric names and units: ``gpu.utilization`` (%), ``gpu.memory.used`` (MiB), ``gpu.temperature`` (Cel),
 ``gpu.power`` (W), ``process.cpu.utilization`` (%, per core), ``system.cpu.utilization`` (%),
 ``process.memory.rss`` (MiB), ``system.memory.used`` (MiB), ``system.memory.utilization`` (%).
+
+``hosts``: one entry per machine that sampled (xdist workers on other hosts, ``--tx ssh=…``), in order of first
+appearance: its processes, and the machine-wide CPU and memory figures of its own readings only — the run-wide
+``cpu_system_*`` and ``system_memory_*`` aggregates pool the readings of every host.
 
 Aggregation: the seven ``gpu_*`` columns pool every reading of every GPU (a per-GPU mean/max; ``null`` without
 GPU readings); per-GPU aggregates keep each GPU apart. Energy is summed over GPUs (each GPU counted once even when
@@ -176,6 +183,33 @@ def _per_gpu(samples: Sequence[Samples]) -> list[dict[str, Any]]:
     return out
 
 
+def _per_host(samples: Sequence[Samples]) -> list[dict[str, Any]]:
+    """Each machine apart: its processes and its machine-wide figures (the run-wide ones pool every host)."""
+    hosts: dict[str, list[Samples]] = {}
+    for s in samples:
+        hosts.setdefault(s.host, []).append(s)
+    out: list[dict[str, Any]] = []
+    for host, group in hosts.items():
+        cpu = [r for s in group for r in s.cpu_readings]
+        seconds = [s.process_cpu_seconds for s in group if s.process_cpu_seconds is not None]
+        out.append(
+            {
+                "host": host,
+                "processes": [s.process for s in group],
+                "logical_cpus": next((s.logical_cpus for s in group if s.logical_cpus is not None), None),
+                "gpus": len({d.key(host) for s in group for d in s.gpus}),
+                "process_cpu_seconds": sum(seconds) if seconds else None,
+                "cpu_system_percent_avg": _avg(r.system_cpu_pct for r in cpu),
+                "cpu_system_percent_max": _max(r.system_cpu_pct for r in cpu),
+                "system_memory_used_avg_mib": _avg(r.system_memory_used_mib for r in cpu),
+                "system_memory_used_max_mib": _max(r.system_memory_used_mib for r in cpu),
+                "system_memory_percent_avg": _avg(r.system_memory_pct for r in cpu),
+                "system_memory_percent_max": _max(r.system_memory_pct for r in cpu),
+            }
+        )
+    return out
+
+
 def _as_samples(item: Samples | Mapping[str, Any]) -> Samples:
     return item if isinstance(item, Samples) else Samples.from_dict(dict(item))
 
@@ -276,6 +310,7 @@ def build_metrics_document(
             for s in merged
         ],
         "gpus": [{k: g[k] for k in ("key", "host", "gpu_id", "gpu_name", "uuid", "memory_total_mib")} for g in per_gpu],
+        "hosts": _per_host(merged),
         "series": _series(merged),
         "aggregates": aggregates,
         "energy": energy,
