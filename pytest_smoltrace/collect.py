@@ -147,6 +147,12 @@ class TaskItem(pytest.Item):
         if not result.verdict.passed:
             raise SmoltraceFailure(result)
 
+    def teardown(self) -> None:
+        """The result has gone out on the reports (and to the controller): the item, which pytest keeps to the end of
+        the session, lets it go, so that memory does not grow with every item's record and trace."""
+        if RESULT_KEY in self.stash:
+            del self.stash[RESULT_KEY]
+
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         from .report import failure_text
 
