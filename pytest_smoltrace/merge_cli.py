@@ -10,11 +10,11 @@ new), with a message naming the directories, the items or the settings and both 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
+
+from smoltrace_export.cli_args import configure_logging, run_dirs_parser
 
 __all__ = ["REFUSED_EXIT_STATUS", "main"]
 
@@ -22,35 +22,28 @@ REFUSED_EXIT_STATUS = 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="smoltrace-merge",
-        description="Merge pytest-smoltrace run directories of one benchmark (the shards of --smoltrace-shard I/N, "
+    parser = run_dirs_parser(
+        "smoltrace-merge",
+        "Merge pytest-smoltrace run directories of one benchmark (the shards of --smoltrace-shard I/N, "
         "or runs made with the same settings) into one run directory: journal, results, traces, metrics, "
         "statistics, comparison, leaderboard and report regenerated from the merged records. "
         "See docs/multi-machine.md.",
-    )
-    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="a run directory to merge")
-    parser.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        required=True,
-        metavar="RUN_DIR",
-        help="the merged run directory to write (new or empty; its name is the merged run's id)",
+        run_dir_help="a run directory to merge",
+        output_metavar="RUN_DIR",
+        output_help="the merged run directory to write (new or empty; its name is the merged run's id)",
+        output_required=True,
     )
     parser.add_argument(
         "--complete",
         action="store_true",
         help="refuse an incomplete shard set (default: merge what is there, with a warning naming the missing shards)",
     )
-    parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    configure_logging(args.verbose)
     from .merge import MergeError, merge
 
     started = time.perf_counter()

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from .generation import GENERATION_FIELDS
 from .models import OLLAMA_DEFAULT_BASE, is_loopback
 from .records import AGENT_TYPES
 from .tasks import TASK_FILE_SUFFIXES
@@ -493,13 +494,7 @@ RESUME_KEYS = (
     "additional_imports",
     "models",
     "repeats",
-    "temperature",
-    "top_p",
-    "top_k",
-    "max_tokens",
-    "seed",
-    "reasoning_effort",
-    "enable_thinking",
+    *GENERATION_FIELDS,
     "judge_model",
     "judge_provider",
     "judge_api_base",

@@ -8,22 +8,17 @@ to other users of the machine).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 from .cleanup import CleanupPlan, execute_cleanup, parse_age, plan_cleanup, plan_lines
+from .cli_args import configure_logging
 from .copy_datasets import DEFAULT_SOURCE_USER, copy_standard_datasets
 from .hub import PublishError, publish_run_dir
 
 CONFIRM_WORD = "DELETE"
-
-
-def _logging(verbose: bool) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
 
 
 def _token_arg(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +38,7 @@ def publish_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=3, help="retries of transient failures (default 3)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    _logging(args.verbose)
+    configure_logging(args.verbose)
     try:
         result = publish_run_dir(
             args.run_dir, private=args.private, token=args.token, retries=args.retries, force=args.force
@@ -110,7 +105,7 @@ def cleanup_main(argv: Sequence[str] | None = None) -> int:
     _token_arg(parser)
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    _logging(args.verbose)
+    configure_logging(args.verbose)
     try:
         older_than = parse_age(args.older_than) if args.older_than is not None else None
     except ValueError as exc:
@@ -162,7 +157,7 @@ def copy_main(argv: Sequence[str] | None = None) -> int:
     _token_arg(parser)
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    _logging(args.verbose)
+    configure_logging(args.verbose)
     try:
         report = copy_standard_datasets(
             only=args.only, private=args.private, source_user=args.source_user, token=args.token, overwrite=args.yes

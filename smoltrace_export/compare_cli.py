@@ -12,11 +12,11 @@ row says ``regressed``; 2 for bad input (a reference that cannot be read, a run 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .cli_args import configure_logging
 from .comparison import REGRESSED, REGRESSION_EXIT_STATUS, any_regressed, compare, comparison_table, write_comparison
 from .statistics import LoadError, Outcome, load_outcomes, statistics, statistics_table
 
@@ -81,8 +81,7 @@ def _print(title: str, lines: Sequence[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    configure_logging(args.verbose)
     try:
         current = _load("RUN", args.run)
         baseline = _load("BASELINE", args.baseline)

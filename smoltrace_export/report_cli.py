@@ -8,12 +8,12 @@ that cannot be written), with a message naming it.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from .cli_args import configure_logging, run_dirs_parser
 from .html_report import NotARunDirectory, write_html_report
 
 __all__ = ["BAD_INPUT_EXIT_STATUS", "main"]
@@ -22,30 +22,21 @@ BAD_INPUT_EXIT_STATUS = 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="smoltrace-report",
-        description="Write one self-contained HTML report (no network: open it from disk) of a pytest-smoltrace run "
+    return run_dirs_parser(
+        "smoltrace-report",
+        "Write one self-contained HTML report (no network: open it from disk) of a pytest-smoltrace run "
         "directory, or of several side by side: header, summary with intervals, comparisons, charts and every item "
         "with its checks, tool calls and trace. See docs/report.md.",
+        run_dir_help="a run directory (<output-dir>/<run-id>)",
+        output_metavar="FILE",
+        output_help="the HTML file to write (default: RUN_DIR/report.html for one run, ./report.html for several)",
+        output_required=False,
     )
-    parser.add_argument(
-        "run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="a run directory (<output-dir>/<run-id>)"
-    )
-    parser.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        metavar="FILE",
-        help="the HTML file to write (default: RUN_DIR/report.html for one run, ./report.html for several)",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    configure_logging(args.verbose)
     out: Path = args.output or (args.run_dirs[0] / "report.html" if len(args.run_dirs) == 1 else Path("report.html"))
     started = time.perf_counter()
     try:

@@ -13,8 +13,10 @@ both give the same outcomes for the same attempts), or from a run directory or a
 (:func:`load_outcomes`). :func:`statistics` turns them into one :class:`StatisticsRow` per (model, agent type);
 ``statistics.json`` is :func:`statistics_document` of those rows and :func:`read_statistics` reads it back.
 
-The figures come from scipy (``scipy.stats.binomtest`` and its Wilson interval, ``scipy.special.comb``), imported when
-they are computed, not when this module is imported. See docs/statistics.md for the formulas.
+The figures need only the standard library (the Wilson interval's closed form with ``statistics.NormalDist``,
+``math.comb`` in exact fractions): scipy (≈ 1 s to import) is left to the comparisons (:mod:`.comparison`), which a
+one-model run does not compute. tests/test_statistics.py holds the interval to ``scipy.stats.binomtest``'s. See
+docs/statistics.md for the formulas.
 """
 
 from __future__ import annotations
@@ -356,7 +358,7 @@ def group_outcomes(outcomes: Iterable[Outcome]) -> dict[tuple[str, str], dict[st
 
 def _pass_k(tallies: Sequence[TaskTally], k: int) -> tuple[float, float] | None:
     """(pass@k, pass^k) averaged over the tasks with at least k attempts; None when no task has k."""
-    from scipy.special import comb
+    from math import comb
 
     reached = [t for t in tallies if t.attempts >= k]
     if not reached:
@@ -365,20 +367,31 @@ def _pass_k(tallies: Sequence[TaskTally], k: int) -> tuple[float, float] | None:
     hat: list[Fraction] = []
     for t in reached:
         n, c = t.attempts, t.successes
-        total = comb(n, k, exact=True)
-        at.append(1 - Fraction(comb(n - c, k, exact=True), total))
-        hat.append(Fraction(comb(c, k, exact=True), total))
+        total = comb(n, k)
+        at.append(1 - Fraction(comb(n - c, k), total))
+        hat.append(Fraction(comb(c, k), total))
     return _round(sum(at, Fraction(0)) / len(at)), _round(sum(hat, Fraction(0)) / len(hat))
 
 
-def _row(model: str, agent_type: str, tasks: Mapping[str, Sequence[bool]]) -> StatisticsRow:
-    from scipy.stats import binomtest
+def wilson_interval(successes: int, attempts: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of ``successes / attempts`` (no continuity correction), clipped to [0, 1] as
+    ``scipy.stats.binomtest(...).proportion_ci(method="wilson")`` is."""
+    import math
+    from statistics import NormalDist
 
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    p, n = successes / attempts, attempts
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    scale = 1 + z * z / n
+    return max(0.0, (centre - half) / scale), min(1.0, (centre + half) / scale)
+
+
+def _row(model: str, agent_type: str, tasks: Mapping[str, Sequence[bool]]) -> StatisticsRow:
     tallies = tuple(TaskTally(task_id, len(flags), sum(flags)) for task_id, flags in tasks.items())
     attempts = sum(t.attempts for t in tallies)
     successes = sum(t.successes for t in tallies)
-    test = binomtest(successes, attempts)
-    ci = test.proportion_ci(confidence_level=0.95, method="wilson")
+    low, high = wilson_interval(successes, attempts)
     repeats = max(t.attempts for t in tallies)
     pass_at: dict[str, float] = {}
     pass_hat: dict[str, float] = {}
@@ -393,8 +406,8 @@ def _row(model: str, agent_type: str, tasks: Mapping[str, Sequence[bool]]) -> St
         repeats=repeats,
         attempts=attempts,
         successes=successes,
-        success_rate=_round(test.statistic),
-        success_rate_ci95=(_round(ci.low), _round(ci.high)),
+        success_rate=_round(successes / attempts),
+        success_rate_ci95=(_round(low), _round(high)),
         pass_at_k=pass_at,
         pass_hat_k=pass_hat,
         per_task=tallies,

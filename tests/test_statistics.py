@@ -185,6 +185,18 @@ def test_wilson_interval_at_the_edges(successes: int, n: int) -> None:
     assert 0 <= row.success_rate_ci95[0] <= row.success_rate <= row.success_rate_ci95[1] <= 1
 
 
+def test_wilson_interval_equals_scipys() -> None:
+    """statistics.json's interval is computed without scipy; it is scipy's Wilson interval to 1e-9."""
+    from scipy.stats import binomtest
+
+    from smoltrace_export.statistics import wilson_interval
+
+    for n in (1, 2, 3, 5, 10, 37, 100, 1000):
+        for successes in sorted({0, 1, n // 3, n // 2, n - 1, n} - {-1}):
+            ci = binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
+            assert wilson_interval(successes, n) == (pytest.approx(ci.low, abs=1e-9), pytest.approx(ci.high, abs=1e-9))
+
+
 def test_tasks_with_uneven_attempts() -> None:
     # a lost repeat: task b has 2 counted attempts, a has 4
     (row,) = statistics(outcomes({"a": [True, False, False, True], "b": [True, True]}))
