@@ -59,6 +59,19 @@ def secret_reason(name: str, value: str | None) -> str | None:
     return None
 
 
+def environ_items() -> list[tuple[str, str]]:
+    """``os.environ``'s items, read safely while other threads change it. pytest's main thread sets and deletes
+    ``PYTEST_CURRENT_TEST`` around every item while agent threads run: iterating ``os.environ`` then can raise
+    ``KeyError`` (a key deleted between listing and reading) or ``RuntimeError`` (the dict changed size)."""
+    for _ in range(1000):
+        try:
+            keys = list(os.environ)
+        except RuntimeError:  # changed while listed: list again
+            continue
+        return [(k, v) for k in keys if (v := os.environ.get(k)) is not None]
+    raise RuntimeError("os.environ kept changing while it was read")
+
+
 class EnvOverlay:
     """Environment variables as the agent sees them: ``os.environ`` (read live) plus the run's own ``set`` calls."""
 
@@ -83,7 +96,8 @@ class EnvOverlay:
     def names(self) -> list[str]:
         with self._lock:
             own = set(self._own)
-        return sorted(own | set(self._base_env()))
+        base = {k for k, _ in environ_items()} if self._base is None else set(self._base)
+        return sorted(own | base)
 
     @property
     def changes(self) -> dict[str, str]:

@@ -173,8 +173,10 @@ class PresentedSpan:
 
 def env_secrets(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """Values (8+ chars) of environment variables whose name contains KEY, TOKEN, SECRET or PASSWORD."""
-    env = os.environ if environ is None else environ
-    values = {v for k, v in env.items() if _SECRET_ENV.search(k) and len(v) >= 8 and v.lower() not in ("true", "false")}
+    from smoltrace_tools.environment import environ_items  # os.environ changes under agent threads
+
+    items = environ_items() if environ is None else list(environ.items())
+    values = {v for k, v in items if _SECRET_ENV.search(k) and len(v) >= 8 and v.lower() not in ("true", "false")}
     return tuple(sorted(values, key=len, reverse=True))
 
 
