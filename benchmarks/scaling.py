@@ -7,7 +7,7 @@ and its ratio to the smallest size (target ≤ 1.2), the time outside the loop (
 directory: it must not grow out of proportion), and the peak RSS of the pytest process (target ≤ 500 MB; polled every
 20 ms). Each run's results.json must hold one row per item.
 
-Usage: ``python benchmarks/scaling.py [--sizes 100,1000,10000] [--concurrency K]``.
+Usage: ``python benchmarks/scaling.py [--sizes 100,1000,10000] [--concurrency K] [--provider openai]``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated item counts (even numbers)")
     parser.add_argument("--concurrency", type=int, default=None, help="--smoltrace-concurrency (default: the plugin's)")
+    parser.add_argument("--provider", default=None, help="--smoltrace-provider (default: litellm; openai skips litellm)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     print(f"machine: {machine()}")
@@ -49,6 +50,7 @@ def main() -> int:
             write_tasks(cwd, tasks)
             run_id = f"scale-{size}"
             extra = ["--smoltrace-concurrency", str(args.concurrency)] if args.concurrency else []
+            extra += ["--smoltrace-provider", args.provider] if args.provider else []
             argv = pytest_argv(
                 *scripted_args(server.base_url), "--smoltrace-run-id", run_id, "--smoltrace-output", "json", *extra
             )
