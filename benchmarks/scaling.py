@@ -32,7 +32,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated item counts (even numbers)")
     parser.add_argument("--concurrency", type=int, default=None, help="--smoltrace-concurrency (default: the plugin's)")
-    parser.add_argument("--provider", default=None, help="--smoltrace-provider (default: litellm; openai skips litellm)")
+    parser.add_argument("--provider", default=None, help="--smoltrace-provider (default: litellm)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     print(f"machine: {machine()}")
