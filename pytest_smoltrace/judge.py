@@ -90,7 +90,7 @@ def _check_expected_tool(task: Task, record: RunRecord) -> Check:
 
 
 def _format_counts(counts: Counter[str]) -> str:
-    return ", ".join(f"{name}×{n}" for name, n in counts.items())
+    return ", ".join(f"{name}×{n}" for name, n in sorted(counts.items()))  # not in the order parallel calls ran
 
 
 def _check_forbidden_tools(task: Task, record: RunRecord) -> Check:

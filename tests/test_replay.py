@@ -34,6 +34,12 @@ def comparable(row: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k not in VOLATILE}
     calls = [{k: v for k, v in c.items() if k not in ("duration_ms", "started_at")} for c in row["tool_calls"]]
     out["tool_calls"] = sorted(calls, key=lambda c: json.dumps(c, sort_keys=True))
+    # the same order, as it shows in the tools used and in the checks that list them
+    out["tools_used"] = sorted(row.get("tools_used") or [])
+    out["checks"] = [
+        {**c, "actual": sorted(c["actual"], key=str) if isinstance(c.get("actual"), list) else c.get("actual")}
+        for c in row.get("checks") or []
+    ]
     return out
 
 
