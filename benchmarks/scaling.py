@@ -7,7 +7,8 @@ and its ratio to the smallest size (target ≤ 1.2), the time outside the loop (
 directory: it must not grow out of proportion), and the peak RSS of the pytest process (target ≤ 500 MB; polled every
 20 ms). Each run's results.json must hold one row per item.
 
-Usage: ``python benchmarks/scaling.py [--sizes 100,1000,10000] [--concurrency K] [--provider openai]``.
+Usage: ``python benchmarks/scaling.py [--sizes 100,1000,10000] [--concurrency K] [--provider openai|litellm]``
+(default openai, what ``--smoltrace-model scripted`` uses).
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated item counts (even numbers)")
     parser.add_argument("--concurrency", type=int, default=None, help="--smoltrace-concurrency (default: the plugin's)")
-    parser.add_argument("--provider", default=None, help="--smoltrace-provider (default: litellm)")
+    parser.add_argument(
+        "--provider",
+        default="openai",
+        help="--smoltrace-provider (default: openai, what --smoltrace-model scripted uses)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     print(f"machine: {machine()}")

@@ -2,12 +2,12 @@
 
 Runs, side by side in one invocation: the default ``litellm`` provider with ``-n 0`` and concurrency 1 / 8 / 16 and
 ``-n 2 --dist loadscope`` (each worker gets whole agent-type groups, so its queue is deep enough to run ahead) with
-concurrency 8, then the ``openai`` provider (no litellm import) with ``-n 0`` and concurrency 8 / 16 and ``-n 2``
-with concurrency 8; prints wall time, in-session time, ideal time (requests × latency ÷ concurrency), loop efficiency
-(ideal ÷ in-session) and peak RSS of the whole process tree.
+concurrency 8, then the ``openai`` provider (no litellm import) with ``-n 0`` and concurrency 8 / 16 / 32 and
+``-n 2`` with concurrency 8; prints wall time, in-session time, ideal time (requests × latency ÷ concurrency),
+loop efficiency (ideal ÷ in-session) and peak RSS of the whole process tree.
 
 With ``--smoltrace-venv`` (a virtualenv with ``smoltrace==0.2.12``) SMOLTRACE's own CLI runs the same tasks against the
-same server with 8 and with 16 worker threads, and the script prints the best wall time of each tool and their ratio
+same server with 8, 16 and 32 worker threads, and the script prints the best wall time of each tool and their ratio
 (target: ≤ 0.6 at 40 tasks and 200 ms). Usage:
 ``python benchmarks/throughput.py [--tasks 40] [--latency 0.2] [--smoltrace-venv /tmp/st-venv] [--quick] [--rounds N]``
 (``--quick``: only each tool's best configurations; ``--rounds N``: the comparison N times, interleaved, and the
@@ -45,10 +45,11 @@ CONFIGS = (
     ("litellm -n 2, conc 8", "litellm", 2, 8, False),
     ("openai -n 0, conc 8", "openai", 0, 8, False),
     ("openai -n 0, conc 16", "openai", 0, 16, True),
+    ("openai -n 0, conc 32", "openai", 0, 32, True),
     ("openai -n 2, conc 8", "openai", 2, 8, True),
 )
 #: SMOLTRACE's ``--parallel-workers`` tried (its best is taken).
-SMOLTRACE_WORKERS = (8, 16)
+SMOLTRACE_WORKERS = (8, 16, 32)
 
 
 def run_smoltrace(venv: Path, cwd: Path, base_url: str, workers: int = 8) -> Measured | None:

@@ -14,7 +14,8 @@ import pytest
 from .collect import RESULT_KEY, SmoltraceFailure, SmoltraceRunError, TaskItem, is_deadline, parse_nodeid
 from .concurrency import Fate, Unreported, attempt_of
 from .identity import RunIdentity
-from .records import CANCELLED, WORKER_CRASHED, Check, ItemResult, RunRecord, StopReason
+from .records import CANCELLED, WORKER_CRASHED, Check, ItemResult, StopReason
+from .runner import no_run_fields, run_record
 from .transport import attach_result
 
 if TYPE_CHECKING:
@@ -40,28 +41,10 @@ def _unrun_result(
     if parsed is None:
         return None
     spec = identity.spec_for(parsed.label)
-    record = RunRecord(
-        task_id=parsed.task_id,
-        agent_type=parsed.agent_type,
-        source=parsed.source,
-        repeat=parsed.repeat,
-        model=spec.label,
-        model_label=spec.name,
-        provider=spec.provider,
-        run_id=identity.run_id,
-        response=None,
-        final_answer_called=False,
-        stop_reason="timeout" if timed_out else "error",
-        steps=(),
-        tool_calls=(),
-        prompt_tokens=spent,
-        completion_tokens=spent,
-        duration_ms=0.0,
-        started_at=time.time(),
-        error=detail,
-        error_type=error_type,
-        nodeid=nodeid,
-    )
+    stop: StopReason = "timeout" if timed_out else "error"
+    fields = no_run_fields(detail, error_type, spent=spent, stop_reason=stop)
+    origin = (parsed.task_id, parsed.source, parsed.agent_type, spec, identity.run_id, nodeid)
+    record = run_record(*origin, time.time(), repeat=parsed.repeat, **fields)
     verdict = Verdict(
         checks=(Check("final_answer", False, "called", actual),), error=f"{record.stop_reason}: {record.error}"
     )

@@ -293,48 +293,51 @@ def _token_totals(result: Any, steps: _Steps) -> tuple[int | None, int | None]:
 def _make_record(
     task: Task, agent_type: AgentType, cfg: RunConfig, nodeid: str, started_at: float, **fields: Any
 ) -> RunRecord:
+    return run_record(task.id, task.source, agent_type, cfg.spec, cfg.run_id, nodeid, started_at, **fields)
+
+
+def run_record(
+    task_id: str,
+    source: str,
+    agent_type: AgentType,
+    spec: ModelSpec,
+    run_id: str,
+    nodeid: str,
+    started_at: float,
+    **fields: Any,
+) -> RunRecord:
+    """A record of one run of ``task_id`` by ``spec``'s model (``fields``: what the run did)."""
     return RunRecord(
-        task_id=task.id,
+        task_id=task_id,
         agent_type=agent_type,
-        source=task.source,
-        model=cfg.spec.label,
-        model_label=cfg.spec.name,
-        provider=cfg.spec.provider,
-        run_id=cfg.run_id,
+        source=source,
+        model=spec.label,
+        model_label=spec.name,
+        provider=spec.provider,
+        run_id=run_id,
         started_at=started_at,
         nodeid=nodeid,
         **fields,
     )
 
 
-def _unstarted(
-    task: Task,
-    agent_type: AgentType,
-    cfg: RunConfig,
-    nodeid: str,
-    started_at: float,
-    duration_ms: float,
-    error: str,
-    error_type: str,
-) -> RunRecord:
-    """The record of a run that could not start (no agent, an unreadable cassette): an error that spent nothing."""
-    return _make_record(
-        task,
-        agent_type,
-        cfg,
-        nodeid,
-        started_at,
-        response=None,
-        final_answer_called=False,
-        stop_reason="error",
-        steps=(),
-        tool_calls=(),
-        prompt_tokens=0,
-        completion_tokens=0,
-        duration_ms=duration_ms,
-        error=error,
-        error_type=error_type,
-    )
+def no_run_fields(
+    error: str, error_type: str, *, spent: int | None = 0, duration_ms: float = 0.0, stop_reason: StopReason = "error"
+) -> dict[str, Any]:
+    """What a record says of a run that never took a step (no agent, an unreadable cassette, a crashed worker):
+    an error (or timeout) that spent ``spent`` tokens each way (``None``: unknown)."""
+    return {
+        "response": None,
+        "final_answer_called": False,
+        "stop_reason": stop_reason,
+        "steps": (),
+        "tool_calls": (),
+        "prompt_tokens": spent,
+        "completion_tokens": spent,
+        "duration_ms": duration_ms,
+        "error": error,
+        "error_type": error_type,
+    }
 
 
 def _build(task: Task, agent_type: AgentType, cfg: RunConfig, recorder: Any) -> tuple[MultiStepAgent, list[Any]]:
@@ -430,7 +433,8 @@ def run_task(
         try:
             cassette = cfg.cassettes.open(nodeid or task.id)
         except CassetteMiss as exc:  # an unreadable cassette: this item's error, the session goes on
-            return _unstarted(task, agent_type, cfg, nodeid, time.time(), 0.0, str(exc), CassetteMiss.__name__)
+            fields = no_run_fields(str(exc), CassetteMiss.__name__)
+            return _make_record(task, agent_type, cfg, nodeid, time.time(), **fields)
     recorder = ToolRecorder(timeout_s=cfg.tool_timeout_s, tape=cassette)
     with contextlib.suppress(Exception):
         get_model(cfg.spec)  # built once per process; its import/build time is not the item's (errors: below)
@@ -441,7 +445,8 @@ def run_task(
     except Exception as exc:  # agent could not even be built: an error outcome, the session goes on
         log.debug("building the agent for %s failed", nodeid, exc_info=True)
         duration_ms = (time.perf_counter() - t0) * 1000
-        return _unstarted(task, agent_type, cfg, nodeid, started_at, duration_ms, _describe(exc), type(exc).__name__)
+        fields = no_run_fields(_describe(exc), type(exc).__name__, duration_ms=duration_ms)
+        return _make_record(task, agent_type, cfg, nodeid, started_at, **fields)
 
     _guard_usage(agent)
     _stop_on_cancel(agent, cancel)

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 from .http_errors import describe
 from .naming import LEADERBOARD_NAME, PROTECTED_NAMES, Kind, ParsedName, parse_dataset_name
@@ -185,34 +185,27 @@ def execute_cleanup(plan: CleanupPlan, *, token: str | None = None, api: HfApi |
     return CleanupReport(plan=plan, dry_run=False, deleted=tuple(deleted), failed=tuple(failed))
 
 
-def cleanup_datasets(
-    *,
-    older_than: timedelta | None = None,
-    keep_recent: int | None = None,
-    incomplete_only: bool = False,
-    all_runs: bool = False,
-    only: Only | None = None,
-    dry_run: bool = True,
-    delete_leaderboard: bool = False,
-    token: str | None = None,
-    api: HfApi | None = None,
-    now: datetime | None = None,
-) -> CleanupReport:
-    """Plan a cleanup and, unless ``dry_run``, carry it out (no confirmation here: the CLI asks for one)."""
-    plan = plan_cleanup(
-        older_than=older_than,
-        keep_recent=keep_recent,
-        incomplete_only=incomplete_only,
-        all_runs=all_runs,
-        only=only,
-        delete_leaderboard=delete_leaderboard,
-        token=token,
-        api=api,
-        now=now,
-    )
+class CleanupSelection(TypedDict, total=False):
+    """:func:`plan_cleanup`'s keyword arguments: the filter (exactly one), what to spare or include, the Hub client."""
+
+    older_than: timedelta | None
+    keep_recent: int | None
+    incomplete_only: bool
+    all_runs: bool
+    only: Only | None
+    delete_leaderboard: bool
+    token: str | None
+    api: HfApi | None
+    now: datetime | None
+
+
+def cleanup_datasets(*, dry_run: bool = True, **selection: Unpack[CleanupSelection]) -> CleanupReport:
+    """Plan a cleanup (:func:`plan_cleanup`'s filters) and, unless ``dry_run``, carry it out (no confirmation here:
+    the CLI asks for one)."""
+    plan = plan_cleanup(**selection)
     if dry_run:
         return CleanupReport(plan=plan, dry_run=True)
-    return execute_cleanup(plan, token=token, api=api)
+    return execute_cleanup(plan, token=selection.get("token"), api=selection.get("api"))
 
 
 def parse_age(text: str) -> timedelta:

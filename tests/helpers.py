@@ -31,6 +31,17 @@ def scripted_args(base_url: str, dataset: str = "tasks.json", model: str = SCRIP
     return ["--smoltrace-model", model, "--smoltrace-api-base", base_url, "--smoltrace-dataset", dataset]
 
 
+def task_row(task_id: str, prompt: str, tool: str | None = None, *keywords: str, **fields: Any) -> dict[str, Any]:
+    """One row of a tasks file: id, prompt, the ``expected_tool`` and ``expected_keywords`` when given, then
+    ``fields`` as they are."""
+    row: dict[str, Any] = {"id": task_id, "prompt": prompt}
+    if tool is not None:
+        row["expected_tool"] = tool
+    if keywords:
+        row["expected_keywords"] = list(keywords)
+    return {**row, **fields}
+
+
 def weather_script(answer: Any = "20°C") -> dict[str, list[dict[str, Any]]]:
     """A scripted model server's script: both agent types look up the weather in Paris (``get_weather``), then answer
     ``answer``. New dicts on every call (a test may change its copy)."""

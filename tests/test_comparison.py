@@ -153,30 +153,13 @@ def test_baseline_models_are_matched_by_name_and_a_single_one_is_everyones_basel
 # -- repeats: the paired permutation test ---------------------------------------------------------------------------
 
 
-REPEATED_BASELINE = {
-    "t0": [True, True, True, True],
-    "t1": [True, True, True, False],
-    "t2": [True, True, False, True],
-    "t3": [True, True, True, True],
-    "t4": [False, True, True, True],
-    "t5": [True, False, False, True],
-    "t6": [True, True, True, True],
-    "t7": [False, False, False, False],
-    "t8": [True, True, True, True],
-    "t9": [True, True, True, True],
-}
-REPEATED_CURRENT = {
-    "t0": [True, False, False, True],
-    "t1": [False, False, True, False],
-    "t2": [True, True, False, True],
-    "t3": [False, False, False, False],
-    "t4": [False, True, False, False],
-    "t5": [True, False, False, True],
-    "t6": [True, True, False, True],
-    "t7": [False, False, False, False],
-    "t8": [False, True, True, False],
-    "t9": [True, False, True, True],
-}
+def per_task(table: str) -> dict[str, list[bool]]:
+    """Repeat outcomes per task from one string: a word per task (``t0``, ``t1``, …), ``1`` passed, ``0`` failed."""
+    return {f"t{i}": [c == "1" for c in word] for i, word in enumerate(table.split())}
+
+
+REPEATED_BASELINE = per_task("1111 1110 1101 1111 0111 1001 1111 0000 1111 1111")
+REPEATED_CURRENT = per_task("1001 0010 1101 0000 0100 1001 1101 0000 0110 1011")
 
 
 def rates(per_task: dict[str, list[bool]]) -> dict[str, Fraction]:

@@ -12,21 +12,14 @@ import sys
 from typing import Any
 
 import pytest
-from helpers import decode_spans, otlp_receiver, scripted_args
+from helpers import decode_spans, otlp_receiver, scripted_args, task_row
 from test_telemetry_tracing import assert_lean
 
 from pytest_smoltrace.testing import ScriptedModelServer
 
 WEATHER_TOOL = {"tool_calls": [{"name": "get_weather", "arguments": {"location": "Paris, France"}}]}
 CALC_CODE = {"code": "a = calculator(expression='2+3')\nb = get_weather(location='Paris, France')\nprint(a, b)"}
-TASKS = [
-    {
-        "id": "traced",
-        "prompt": "Weather then maths [k-traced]",
-        "expected_tool": "get_weather",
-        "expected_keywords": ["20"],
-    },
-]
+TASKS = [task_row("traced", "Weather then maths [k-traced]", "get_weather", "20")]
 SCRIPTS = {
     "[k-traced]": {
         "tool": [

@@ -8,6 +8,7 @@ import textwrap
 from typing import Any
 
 import pytest
+from helpers import task_row
 
 from pytest_smoltrace import hooks
 from pytest_smoltrace.testing import ScriptedModelServer
@@ -20,14 +21,7 @@ def test_enabled_tools_work_inside_the_working_dir_for_both_agents(bench: Any, p
     workspace = pytester.path / "ws"
     workspace.mkdir()
     (workspace / "notes.txt").write_text("the secret word is pelican\n")
-    tasks = [
-        {
-            "id": "read_notes",
-            "prompt": "What is the secret word? [k-read]",
-            "expected_tool": "read_file",
-            "expected_keywords": ["pelican"],
-        }
-    ]
+    tasks = [task_row("read_notes", "What is the secret word? [k-read]", "read_file", "pelican")]
     scripts = {
         "[k-read]": {"tool": [READ_TOOL, {"final_answer": "pelican"}], "code": [READ_CODE, {"final_answer": "pelican"}]}
     }
