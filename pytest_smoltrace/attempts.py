@@ -43,8 +43,17 @@ def _unrun_result(
     spec = identity.spec_for(parsed.label)
     stop: StopReason = "timeout" if timed_out else "error"
     fields = no_run_fields(detail, error_type, spent=spent, stop_reason=stop)
-    origin = (parsed.task_id, parsed.source, parsed.agent_type, spec, identity.run_id, nodeid)
-    record = run_record(*origin, time.time(), repeat=parsed.repeat, **fields)
+    record = run_record(
+        parsed.task_id,
+        parsed.source,
+        parsed.agent_type,
+        spec,
+        identity.run_id,
+        nodeid,
+        time.time(),
+        repeat=parsed.repeat,
+        **fields,
+    )
     verdict = Verdict(
         checks=(Check("final_answer", False, "called", actual),), error=f"{record.stop_reason}: {record.error}"
     )
