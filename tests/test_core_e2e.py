@@ -217,7 +217,9 @@ def test_model_http_500_is_an_error_and_the_session_goes_on(bench: Any) -> None:
 def test_timeout_stops_waiting(bench: Any) -> None:
     tasks = [task("slow", "Slow model [k-slow]", agent_type="tool")]
     scripts = {"[k-slow]": {"tool": [{"delay": 5, "final_answer": "late"}]}}
-    run = bench(tasks, scripts, "--smoltrace-timeout", "0.5")
+    # a fresh interpreter: the run goes on in its thread after pytest stops waiting, and in-process its imports raced
+    # pytester's restore of sys.modules ("dictionary changed size during iteration", seen once in CI)
+    run = bench(tasks, scripts, "--smoltrace-timeout", "0.5", subprocess=True)
     run.result.assert_outcomes(errors=1)
     row = run.row("slow", "tool")
     assert row["stop_reason"] == "timeout" and row["timed_out"] is True
